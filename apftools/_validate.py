@@ -1,0 +1,60 @@
+"""Input validation shared by the whole package (the one place fs is checked)."""
+
+import numbers
+
+import numpy as np
+
+from .errors import ApftoolsTypeError, ApftoolsValueError
+
+
+def validate_fs(fs):
+    """Return the sample rate ``fs`` as a positive finite float in Hz.
+
+    Raises
+    ------
+    ApftoolsTypeError
+        If ``fs`` is not a real number (bools are refused too).
+    ApftoolsValueError
+        If ``fs`` is not finite and positive.
+    """
+    if isinstance(fs, bool) or not isinstance(fs, numbers.Real):
+        raise ApftoolsTypeError(f"fs must be a real number in Hz, got {fs!r}")
+    fs = float(fs)
+    if not np.isfinite(fs) or fs <= 0:
+        raise ApftoolsValueError(f"fs must be a positive finite sample rate in Hz, got {fs!r}")
+    return fs
+
+
+def validate_sos(sos):
+    """Return ``sos`` as a float64 array of shape (n_sections, 6) or raise.
+
+    Rows are ``[b0, b1, b2, a0, a1, a2]`` with ``a0 == 1``, the layout of
+    :func:`scipy.signal.sosfilt`.
+    """
+    sos = np.asarray(sos)
+    if sos.dtype.kind not in "iuf":
+        raise ApftoolsTypeError(f"sos must be a real array, got dtype {sos.dtype}")
+    sos = sos.astype(np.float64, copy=False)
+    if sos.ndim != 2 or sos.shape[1] != 6 or sos.shape[0] < 1:
+        raise ApftoolsValueError(f"sos must have shape (n_sections, 6), got {sos.shape}")
+    if not np.all(np.isfinite(sos)):
+        raise ApftoolsValueError("sos contains NaN or Inf")
+    if not np.all(sos[:, 3] == 1.0):
+        raise ApftoolsValueError(f"sos[:, 3] (a0) must be all ones, got {sos[:, 3]!r}")
+    return sos
+
+
+def validate_signal(x, name="x"):
+    """Return ``x`` as a float64 array of at least one dimension with finite samples.
+
+    Time runs along the last axis.
+    """
+    x = np.asarray(x)
+    if x.dtype.kind not in "iuf":
+        raise ApftoolsTypeError(f"{name} must be a real array, got dtype {x.dtype}")
+    x = x.astype(np.float64, copy=False)
+    if x.ndim < 1 or x.shape[-1] < 1:
+        raise ApftoolsValueError(f"{name} must have at least one sample along its last axis, got shape {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise ApftoolsValueError(f"{name} contains NaN or Inf samples")
+    return x

@@ -1,0 +1,19 @@
+"""Exceptions raised by apftools.
+
+Every error apftools raises on bad input derives from :class:`ApftoolsError`
+and from the matching builtin (``ValueError`` for bad values, ``TypeError``
+for bad types), so ``except ValueError`` keeps working for callers who do not
+know this package.
+"""
+
+
+class ApftoolsError(Exception):
+    """Base class of every apftools error."""
+
+
+class ApftoolsValueError(ApftoolsError, ValueError):
+    """An argument has the right type but a value apftools cannot use."""
+
+
+class ApftoolsTypeError(ApftoolsError, TypeError):
+    """An argument has a type apftools cannot use."""

@@ -1,0 +1,425 @@
+r"""Cascades of allpass sections: parameters, filtering, responses, JSON.
+
+A :class:`Cascade` is the structure (a spec such as ``"3x2w,1w"`` and a
+sample rate); the parameters live in a separate unconstrained vector
+``theta`` so that optimisers and autograd see a plain array.  Every method
+taking ``theta`` is differentiable with autograd.
+"""
+
+import numbers
+import warnings
+
+import autograd.numpy as anp
+import numpy as np
+from autograd.extend import defvjp, primitive
+from autograd.tracer import getval
+
+from . import structures as st
+from ._validate import validate_fs
+from .errors import ApftoolsTypeError, ApftoolsValueError
+from .filtering import filter_stretched
+
+MODEL_FORMAT = "apftools.cascade"
+MODEL_VERSION = 1
+
+
+class _OrderGroup:
+    """Sections of one order, with their positions in the cascade and in theta."""
+
+    def __init__(self, order, sections, n_params):
+        self.order = order
+        self.positions = np.array([i for i, _, _ in sections], dtype=int)
+        self.stretch = np.array([k.stretch for _, k, _ in sections], dtype=float)
+        self.warped = np.array([k.warped for _, k, _ in sections], dtype=float)
+        # index of each parameter in theta; n_params points at a padded 0 (-> u = 0)
+        self.index = {
+            name: np.array([offsets.get(name, n_params) for _, _, offsets in sections], dtype=int)
+            for name in ("R", "fc", "a")
+        }
+
+
+class Cascade:
+    """A cascade of allpass sections at a fixed sample rate.
+
+    Parameters
+    ----------
+    spec : str
+        Sections in order, e.g. ``"3x2w,1w"`` (see :mod:`apftools.structures`).
+    fs : float
+        Sample rate in Hz.
+
+    Notes
+    -----
+    The cascade's transfer function is :math:`H(z) = \\prod_s H_s(z^{M_s})`
+    with :math:`H_s` from :func:`~apftools.structures.allpass1_sos` or
+    :func:`~apftools.structures.allpass2_sos`.  Any finite ``theta`` gives a
+    stable, exactly allpass cascade with every pole at radius at most
+    :data:`~apftools.structures.R_MAX`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from apftools import Cascade
+    >>> cascade = Cascade("3x2w,1w", fs=48000)
+    >>> theta = cascade.init(rng=0)
+    >>> y = cascade.process(theta, np.random.default_rng(1).standard_normal(48000))
+    >>> cascade.n_params
+    11
+    """
+
+    def __init__(self, spec, fs):
+        self.fs = validate_fs(fs)
+        self.kinds = st.parse_spec(spec, self.fs)
+        self.spec = st.format_spec(self.kinds)
+        self.offsets = []  # per section: parameter name -> index in theta
+        n = 0
+        for kind in self.kinds:
+            self.offsets.append({name: n + j for j, name in enumerate(kind.param_names)})
+            n += len(kind.param_names)
+        self.n_params = n
+        self._groups = []
+        for order in (1, 2):
+            sections = [(i, k, o) for i, (k, o) in enumerate(zip(self.kinds, self.offsets)) if k.order == order]
+            if sections:
+                self._groups.append(_OrderGroup(order, sections, n))
+        positions = np.concatenate([g.positions for g in self._groups])
+        self._unpermute = np.argsort(positions)
+        self._runs = []  # (start, stop, stretch) of consecutive sections sharing a stretch factor
+        for i, kind in enumerate(self.kinds):
+            if self._runs and self._runs[-1][2] == kind.stretch:
+                self._runs[-1][1] = i + 1
+            else:
+                self._runs.append([i, i + 1, kind.stretch])
+        for kind, a in {(k, a) for k in self.kinds for a in ((-st.A_MAX, st.A_MAX) if k.warped else (0.0,))}:
+            low, high = st.fc_bounds(kind.order, self.fs, kind.stretch, a)
+            if not low < high:
+                raise ApftoolsValueError(
+                    f"fs={self.fs!r} Hz leaves no room for fc of a {kind.name!r} section: "
+                    f"fc would have to lie in ({low:.6g}, {high:.6g}) Hz"
+                )
+
+    def __repr__(self):
+        return f"Cascade({self.spec!r}, fs={self.fs!r})"
+
+    @property
+    def n_sections(self):
+        """Number of sections."""
+        return len(self.kinds)
+
+    # ------------------------------------------------------------------ parameters
+    def init(self, rng=None):
+        """A random unconstrained parameter vector.
+
+        Every parameter is drawn with ``tanh(theta)`` uniform in (-0.9, 0.9):
+        ``fc`` log-uniform and ``R``, ``a`` uniform over most of their ranges.
+
+        Parameters
+        ----------
+        rng : None, int or numpy.random.Generator
+            Seed or generator (``numpy.random.default_rng(rng)``).
+        """
+        rng = np.random.default_rng(rng)
+        return np.arctanh(rng.uniform(-0.9, 0.9, self.n_params))
+
+    def _check_theta(self, theta):
+        shape = np.shape(getval(theta))
+        if shape != (self.n_params,):
+            raise ApftoolsValueError(f"theta must have shape ({self.n_params},) for {self!r}, got {shape}")
+
+    def _group_physical(self, group, u):
+        """Physical (R, fc, a) arrays of one order group from u = tanh(theta) (padded)."""
+        a = group.warped * st.RANGES["a"].denormalise(u[group.index["a"]])
+        r_high = st.radius_bound(a, group.stretch)
+        R = st.RANGES["R"].denormalise(u[group.index["R"]], high=r_high)
+        fc_low, fc_high = st.fc_bounds(group.order, self.fs, group.stretch, a)
+        fc = st.RANGES["fc"].denormalise(u[group.index["fc"]], low=fc_low, high=fc_high)
+        return R, fc, a
+
+    def _sos_values(self, theta):
+        """Coefficients for a plain (real or complex) theta; no autograd tracing."""
+        u = np.tanh(np.concatenate([theta, np.zeros(1)]))
+        blocks = []
+        for group in self._groups:
+            R, fc, a = self._group_physical(group, u)
+            fs_proto = self.fs / group.stretch
+            if group.order == 1:
+                blocks.append(st.allpass1_sos(fc, fs_proto, a))
+            else:
+                blocks.append(st.allpass2_sos(R, fc, fs_proto, a))
+        return np.concatenate(blocks, axis=0)[self._unpermute]
+
+    def _sos_jacobian(self, theta, step=1e-30):
+        """d sos / d theta, shape (n_sections, 6, n_params), by complex steps.
+
+        A section's coefficients depend only on its own parameters, so
+        stepping the j-th parameter of every section at once yields all the
+        derivatives with respect to j-th parameters: three complex
+        evaluations in all.  The map is analytic (see
+        :func:`~apftools.structures.radius_bound`), so the imaginary part
+        divided by the step is the derivative to rounding, without the
+        cancellation of finite differences (Squire and Trapp, SIAM Review
+        40(1), 1998).
+        """
+        theta = np.asarray(theta, dtype=float)
+        jacobian = np.zeros((self.n_sections, 6, self.n_params))
+        for slot in range(3):
+            sections = [s for s, offsets in enumerate(self.offsets) if len(offsets) > slot]
+            if not sections:
+                continue
+            columns = [list(self.offsets[s].values())[slot] for s in sections]
+            stepped = theta.astype(complex)
+            stepped[columns] += 1j * step
+            jacobian[sections, :, columns] = self._sos_values(stepped)[sections].imag / step
+        return jacobian
+
+    def sos(self, theta):
+        """Prototype coefficients of every section, shape (n_sections, 6).
+
+        Row ``s`` holds :math:`H_s(z)`; the cascade applies :math:`H_s(z^{M_s})`
+        with ``M_s = kinds[s].stretch``.  Differentiable in ``theta``: one
+        autograd primitive whose derivative comes from
+        :meth:`_sos_jacobian`, instead of some hundred traced small operations.
+        """
+        self._check_theta(theta)
+        return _sos_primitive(theta, self)
+
+    def params(self, theta):
+        """Physical parameters of every section.
+
+        Returns
+        -------
+        list of dict
+            Per section ``{"kind": name, "R": ..., "fc": ... (Hz), "a": ...}``
+            with only the parameters of that kind.
+        """
+        self._check_theta(theta)
+        theta = np.asarray(getval(theta), dtype=float)
+        u = np.tanh(np.concatenate([theta, [0.0]]))
+        out = [None] * self.n_sections
+        for group in self._groups:
+            values = dict(zip(("R", "fc", "a"), self._group_physical(group, u)))
+            for j, pos in enumerate(group.positions):
+                kind = self.kinds[pos]
+                out[pos] = {"kind": kind.name, **{name: float(values[name][j]) for name in kind.param_names}}
+        return out
+
+    def theta_from_params(self, params):
+        """The unconstrained vector for physical parameters (inverse of :meth:`params`).
+
+        Parameters
+        ----------
+        params : list of dict
+            One dict per section with exactly that kind's parameters
+            (``"kind"`` may be present and must then match).
+
+        Raises
+        ------
+        ApftoolsValueError
+            Wrong number of sections, missing or unknown names, or a value
+            outside its (stability-narrowed) range; the message names the
+            section, the value and the range.
+        """
+        if not isinstance(params, (list, tuple)) or len(params) != self.n_sections:
+            raise ApftoolsValueError(f"expected a list of {self.n_sections} section dicts for {self!r}, got {params!r}")
+        theta = np.empty(self.n_params)
+        for i, (kind, section) in enumerate(zip(self.kinds, params)):
+            if not isinstance(section, dict):
+                raise ApftoolsTypeError(f"section {i} must be a dict of parameters, got {section!r}")
+            section = dict(section)
+            if section.pop("kind", kind.name) != kind.name:
+                raise ApftoolsValueError(f"section {i} is {params[i]['kind']!r} but the spec says {kind.name!r}")
+            if set(section) != set(kind.param_names):
+                raise ApftoolsValueError(
+                    f"section {i} ({kind.name}) needs parameters {list(kind.param_names)}, got {sorted(section)}"
+                )
+            for name, value in section.items():
+                if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+                    raise ApftoolsValueError(f"section {i} ({kind.name}): {name}={value!r} is not a finite number")
+            a = float(section.get("a", 0.0))
+            bounds = {"a": (-st.A_MAX, st.A_MAX), "R": (0.0, float(st.radius_bound(a, kind.stretch)))}
+            bounds["fc"] = tuple(float(b) for b in st.fc_bounds(kind.order, self.fs, kind.stretch, a))
+            for name in kind.param_names:
+                low, high = bounds[name]
+                value = float(section[name])
+                if not low < value < high:
+                    unit = st.RANGES[name].unit
+                    raise ApftoolsValueError(
+                        f"section {i} ({kind.name}): {name}={value!r}{(' ' + unit) if unit else ''} is outside "
+                        f"({low:.10g}, {high:.10g}), the range that keeps every pole within R_MAX={st.R_MAX}"
+                    )
+                theta[self.offsets[i][name]] = np.arctanh(st.RANGES[name].normalise(value, low, high))
+        return theta
+
+    # ------------------------------------------------------------------ filtering
+    def process(self, theta, x, fs=None):
+        """Filter ``x`` through the cascade; differentiable in ``theta`` and ``x``.
+
+        Parameters
+        ----------
+        theta : array_like, shape (n_params,)
+        x : array_like, shape (..., n_samples)
+            Real signal(s), time along the last axis (zero initial state).
+        fs : float, optional
+            Sample rate of ``x`` in Hz; if given it must equal the cascade's.
+
+        Returns
+        -------
+        ndarray, shape of ``x``
+        """
+        if fs is not None:
+            self.check_fs(fs)
+        shape = np.shape(getval(x))
+        if len(shape) < 1 or shape[-1] < 1:
+            raise ApftoolsValueError(f"x must have at least one sample along its last axis, got shape {shape}")
+        sos = self.sos(theta)
+        y = anp.transpose(anp.reshape(x, (-1, shape[-1])))
+        for start, stop, stretch in self._runs:
+            y = filter_stretched(sos[start:stop], y, stretch)
+        return anp.reshape(anp.transpose(y), shape)
+
+    def check_fs(self, fs):
+        """Raise unless ``fs`` (Hz) is this cascade's sample rate (coefficients are never reinterpreted)."""
+        fs = validate_fs(fs)
+        if fs != self.fs:
+            raise ApftoolsValueError(
+                f"this cascade was built for fs={self.fs:g} Hz, got a signal at fs={fs:g} Hz; "
+                "resample the signal or fit a new cascade at that rate"
+            )
+
+    def impulse_response(self, theta, n_samples=None, tol=1e-9):
+        """Impulse response; its default length comes from the largest pole radius.
+
+        Warns (``stacklevel=2``) when ``n_samples`` cuts the response before it
+        has decayed below ``tol``.
+        """
+        needed = self.impulse_response_length(theta, tol)
+        if n_samples is None:
+            n_samples = needed
+        elif n_samples < needed:
+            warnings.warn(
+                f"n_samples={n_samples} truncates the impulse response; it needs {needed} samples "
+                f"to decay below {tol:g}",
+                stacklevel=2,
+            )
+        impulse = np.zeros(n_samples)
+        impulse[0] = 1.0
+        return self.process(theta, impulse)
+
+    def impulse_response_length(self, theta, tol=1e-9):
+        """Samples until the impulse response decays below ``tol`` (see :func:`~apftools.structures.impulse_response_length`)."""
+        decay = st.impulse_response_length(float(np.max(self.pole_radius(theta))), self.n_sections, tol)
+        # plus the delay of the numerators, z^-(order M) per section when its poles sit at 0
+        return decay + sum(k.order * k.stretch for k in self.kinds)
+
+    def pole_radius(self, theta):
+        """Largest z-plane pole radius of each section, shape (n_sections,)."""
+        sos = np.asarray(getval(self.sos(theta)))
+        a1, a2 = sos[:, 4], sos[:, 5]
+        roots = np.stack([(-a1 + s * np.sqrt(a1 * a1 - 4 * a2 + 0j)) / 2 for s in (1, -1)])
+        prototype = np.max(np.abs(roots), axis=0)
+        stretch = np.array([k.stretch for k in self.kinds])
+        return prototype ** (1.0 / stretch)
+
+    # ------------------------------------------------------------------ responses
+    def _unit_circle(self, freqs_hz):
+        """exp(-j k M_s w) for k = 0, 1, 2, shape (n_sections, n_freqs, 3)."""
+        freqs = np.asarray(freqs_hz, dtype=float)
+        if freqs.ndim != 1 or not np.all(np.isfinite(freqs)) or np.any((freqs < 0) | (freqs > self.fs / 2)):
+            raise ApftoolsValueError(
+                f"freqs_hz must be a 1-D array of frequencies in [0, fs/2] = [0, {self.fs / 2:g}] Hz, got {freqs_hz!r}"
+            )
+        stretch = np.array([k.stretch for k in self.kinds], dtype=float)
+        w = 2 * np.pi * freqs / self.fs
+        return np.exp(-1j * stretch[:, None, None] * w[None, :, None] * np.arange(3))
+
+    def freqz(self, theta, freqs_hz):
+        """Complex frequency response at ``freqs_hz`` (Hz, within [0, fs/2]), closed form.
+
+        .. math:: H(e^{j\omega}) = \prod_s \frac{B_s(e^{j M_s \omega})}{A_s(e^{j M_s \omega})}
+                  = e^{j \varphi(\omega)}, \qquad \omega = 2 \pi f / f_s,
+
+        evaluated through :meth:`phase`: every section's numerator mirrors its
+        denominator exactly, so :math:`|B_s| = |A_s|` and the magnitude is 1 to
+        rounding even where :math:`|A_s|` is tiny (poles near the circle), where
+        evaluating the two polynomials separately loses up to 1e-8.
+        """
+        return anp.exp(1j * self.phase(theta, freqs_hz))
+
+    def phase(self, theta, freqs_hz):
+        """Unwrapped phase in radians at ``freqs_hz``, 0 at DC, closed form.
+
+        An allpass section is :math:`z^{-n} A(z^{-1})/A(z)` (n its order), so its
+        phase is :math:`-n M \\omega - 2 \\arg A(e^{j M \\omega})`, and
+        :math:`|\\arg A| < \\pi` because every factor :math:`1 - p e^{-j\\omega}`
+        of :math:`A` has a positive real part.
+        """
+        e = self._unit_circle(freqs_hz)
+        sos = self.sos(theta)
+        den = anp.einsum("sfk,sk->sf", e, sos[:, 3:])
+        order = np.array([k.order * k.stretch for k in self.kinds], dtype=float)
+        w = 2 * np.pi * np.asarray(freqs_hz, dtype=float) / self.fs
+        return anp.sum(-order[:, None] * w[None, :] - 2.0 * anp.angle(den), axis=0)
+
+    def group_delay(self, theta, freqs_hz):
+        """Group delay in samples at ``freqs_hz``, closed form.
+
+        .. math:: \\tau_s(\\omega) = M_s \\Big(n_s - 2\\, \\mathrm{Re}
+                  \\frac{\\sum_k k a_k e^{-jkM_s\\omega}}{\\sum_k a_k e^{-jkM_s\\omega}}\\Big)
+
+        (the derivative of :meth:`phase`), summed over sections.
+        """
+        e = self._unit_circle(freqs_hz)
+        sos = self.sos(theta)
+        den = anp.einsum("sfk,sk->sf", e, sos[:, 3:])
+        dden = anp.einsum("sfk,sk->sf", e, sos[:, 3:] * np.arange(3))
+        order = np.array([k.order for k in self.kinds], dtype=float)
+        stretch = np.array([k.stretch for k in self.kinds], dtype=float)
+        tau = stretch[:, None] * (order[:, None] - 2.0 * anp.real(dden / den))
+        return anp.sum(tau, axis=0)
+
+    # ------------------------------------------------------------------ JSON
+    def to_dict(self, theta):
+        """Plain-data description: format, version, fs, spec and physical parameters."""
+        return {
+            "format": MODEL_FORMAT,
+            "version": MODEL_VERSION,
+            "fs": self.fs,
+            "spec": self.spec,
+            "units": {name: r.unit for name, r in st.RANGES.items()},
+            "sections": self.params(theta),
+        }
+
+    @classmethod
+    def from_dict(cls, data, fs=None):
+        """Rebuild ``(cascade, theta)`` from :meth:`to_dict` output, validating everything.
+
+        Parameters
+        ----------
+        data : dict
+        fs : float, optional
+            Sample rate the caller will process at; refused if it differs from
+            the model's (a model is never silently reinterpreted at another rate).
+        """
+        if not isinstance(data, dict):
+            raise ApftoolsTypeError(f"a cascade model must be a dict, got {type(data).__name__}")
+        if data.get("format") != MODEL_FORMAT or data.get("version") != MODEL_VERSION:
+            raise ApftoolsValueError(
+                f"not an apftools cascade model (format {MODEL_FORMAT!r} version {MODEL_VERSION}): "
+                f"got format {data.get('format')!r} version {data.get('version')!r}"
+            )
+        missing = {"fs", "spec", "sections"} - set(data)
+        if missing:
+            raise ApftoolsValueError(f"cascade model lacks {sorted(missing)}")
+        cascade = cls(data["spec"], data["fs"])
+        if fs is not None:
+            cascade.check_fs(fs)
+        return cascade, cascade.theta_from_params(data["sections"])
+
+
+@primitive
+def _sos_primitive(theta, cascade):
+    return cascade._sos_values(theta)
+
+
+defvjp(_sos_primitive, lambda ans, theta, cascade: (
+    lambda g: np.einsum("sk,skp->p", g, cascade._sos_jacobian(theta))))

@@ -39,7 +39,7 @@ class _OrderGroup:
 
 
 class Cascade:
-    """A cascade of allpass sections at a fixed sample rate.
+    r"""A cascade of allpass sections at a fixed sample rate.
 
     Parameters
     ----------
@@ -50,7 +50,7 @@ class Cascade:
 
     Notes
     -----
-    The cascade's transfer function is :math:`H(z) = \\prod_s H_s(z^{M_s})`
+    The cascade's transfer function is :math:`H(z) = \prod_s H_s(z^{M_s})`
     with :math:`H_s` from :func:`~apftools.structures.allpass1_sos` or
     :func:`~apftools.structures.allpass2_sos`.  Any finite ``theta`` gives a
     stable, exactly allpass cascade with every pole at radius at most
@@ -333,7 +333,7 @@ class Cascade:
         return np.exp(-1j * stretch[:, None, None] * w[None, :, None] * np.arange(3))
 
     def freqz(self, theta, freqs_hz):
-        """Complex frequency response at ``freqs_hz`` (Hz, within [0, fs/2]), closed form.
+        r"""Complex frequency response at ``freqs_hz`` (Hz, within [0, fs/2]), closed form.
 
         .. math:: H(e^{j\omega}) = \prod_s \frac{B_s(e^{j M_s \omega})}{A_s(e^{j M_s \omega})}
                   = e^{j \varphi(\omega)}, \qquad \omega = 2 \pi f / f_s,
@@ -346,11 +346,11 @@ class Cascade:
         return anp.exp(1j * self.phase(theta, freqs_hz))
 
     def phase(self, theta, freqs_hz):
-        """Unwrapped phase in radians at ``freqs_hz``, 0 at DC, closed form.
+        r"""Unwrapped phase in radians at ``freqs_hz``, 0 at DC, closed form.
 
         An allpass section is :math:`z^{-n} A(z^{-1})/A(z)` (n its order), so its
-        phase is :math:`-n M \\omega - 2 \\arg A(e^{j M \\omega})`, and
-        :math:`|\\arg A| < \\pi` because every factor :math:`1 - p e^{-j\\omega}`
+        phase is :math:`-n M \omega - 2 \arg A(e^{j M \omega})`, and
+        :math:`|\arg A| < \pi` because every factor :math:`1 - p e^{-j\omega}`
         of :math:`A` has a positive real part.
         """
         e = self._unit_circle(freqs_hz)
@@ -361,10 +361,10 @@ class Cascade:
         return anp.sum(-order[:, None] * w[None, :] - 2.0 * anp.angle(den), axis=0)
 
     def group_delay(self, theta, freqs_hz):
-        """Group delay in samples at ``freqs_hz``, closed form.
+        r"""Group delay in samples at ``freqs_hz``, closed form.
 
-        .. math:: \\tau_s(\\omega) = M_s \\Big(n_s - 2\\, \\mathrm{Re}
-                  \\frac{\\sum_k k a_k e^{-jkM_s\\omega}}{\\sum_k a_k e^{-jkM_s\\omega}}\\Big)
+        .. math:: \tau_s(\omega) = M_s \Big(n_s - 2\, \mathrm{Re}
+                  \frac{\sum_k k a_k e^{-jkM_s\omega}}{\sum_k a_k e^{-jkM_s\omega}}\Big)
 
         (the derivative of :meth:`phase`), summed over sections.
         """

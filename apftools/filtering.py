@@ -124,7 +124,7 @@ def filter_stretched(sos, x, stretch):
 
 
 def sosfilt(sos, x):
-    """Filter ``x`` along its last axis with second-order sections, differentiably.
+    r"""Filter ``x`` along its last axis with second-order sections, differentiably.
 
     A drop-in for ``scipy.signal.sosfilt(sos, x)`` with zero initial state.
     Under autograd tracing the result is differentiable with respect to both
@@ -135,7 +135,7 @@ def sosfilt(sos, x):
     sos : array_like, shape (n_sections, 6)
         Rows ``[b0, b1, b2, 1, a1, a2]``, each section
 
-        .. math:: H_s(z) = \\frac{b_0 + b_1 z^{-1} + b_2 z^{-2}}{1 + a_1 z^{-1} + a_2 z^{-2}}.
+        .. math:: H_s(z) = \frac{b_0 + b_1 z^{-1} + b_2 z^{-2}}{1 + a_1 z^{-1} + a_2 z^{-2}}.
 
     x : array_like, shape (..., n_samples)
         Real input signal(s); time runs along the last axis.

@@ -17,7 +17,7 @@ import numpy as np
 
 
 @numba.njit(cache=True, nogil=True)
-def cascade_forward(sos, x, inner, y):
+def cascade_forward(sos, x, out):
     """Filter ``x`` through every section of ``sos``, keeping each section's output.
 
     Parameters
@@ -25,10 +25,9 @@ def cascade_forward(sos, x, inner, y):
     sos : ndarray, shape (K, 6)
     x : ndarray, shape (N, C)
         Input, C independent channels.
-    inner : ndarray, shape (N, K - 1, C)
-        Written: ``inner[n, s, c]`` is the output of section ``s`` (s < K - 1).
-    y : ndarray, shape (N, C)
-        Written: output of the last section.
+    out : ndarray, shape (K, N, C)
+        Written: ``out[s]`` is the output of section ``s``; ``out[K - 1]``
+        is the cascade's output.
     """
     n_samples, n_channels = x.shape
     n_sections = sos.shape[0]
@@ -37,25 +36,23 @@ def cascade_forward(sos, x, inner, y):
         for c in range(n_channels):
             v = x[n, c]
             for s in range(n_sections):
-                out = sos[s, 0] * v + z[c, s, 0]
-                z[c, s, 0] = sos[s, 1] * v - sos[s, 4] * out + z[c, s, 1]
-                z[c, s, 1] = sos[s, 2] * v - sos[s, 5] * out
-                if s < n_sections - 1:
-                    inner[n, s, c] = out
-                v = out
-            y[n, c] = v
+                y = sos[s, 0] * v + z[c, s, 0]
+                z[c, s, 0] = sos[s, 1] * v - sos[s, 4] * y + z[c, s, 1]
+                z[c, s, 1] = sos[s, 2] * v - sos[s, 5] * y
+                out[s, n, c] = y
+                v = y
 
 
 @numba.njit(cache=True, nogil=True)
-def cascade_adjoint(sos, x, inner, y, g, dx, dsos):
+def cascade_adjoint(sos, x, out, g, dx, dsos):
     """Exact reverse pass of :func:`cascade_forward` (see :mod:`apftools.filtering`).
 
     Parameters
     ----------
-    sos, x, inner, y : ndarray
+    sos, x, out : ndarray
         As given to and written by :func:`cascade_forward`.
     g : ndarray, shape (N, C)
-        Cotangent of the loss with respect to ``y``.
+        Cotangent of the loss with respect to the cascade's output.
     dx : ndarray, shape (N, C)
         Written: cotangent with respect to ``x``.
     dsos : ndarray, shape (K, 6)
@@ -68,22 +65,22 @@ def cascade_adjoint(sos, x, inner, y, g, dx, dsos):
     for n in range(n_samples - 1, -1, -1):
         for c in range(n_channels):
             gv = g[n, c]
-            out = y[n, c]
+            y = out[n_sections - 1, n, c]
             for s in range(n_sections - 1, -1, -1):
                 l1 = lam[c, s, 0]
                 l2 = lam[c, s, 1]
                 lv = gv - sos[s, 4] * l1 - sos[s, 5] * l2
                 lam[c, s, 0] = lv
                 lam[c, s, 1] = l1
-                inp = inner[n, s - 1, c] if s > 0 else x[n, c]
+                u = out[s - 1, n, c] if s > 0 else x[n, c]
                 # sum_n lambda[n] u[n - k] accumulated as lambda[n + k] u[n]
-                acc[s, 0] += lv * inp
-                acc[s, 1] += l1 * inp
-                acc[s, 2] += l2 * inp
-                acc[s, 3] -= lv * out
-                acc[s, 4] -= l1 * out
-                acc[s, 5] -= l2 * out
+                acc[s, 0] += lv * u
+                acc[s, 1] += l1 * u
+                acc[s, 2] += l2 * u
+                acc[s, 3] -= lv * y
+                acc[s, 4] -= l1 * y
+                acc[s, 5] -= l2 * y
                 gv = sos[s, 0] * lv + sos[s, 1] * l1 + sos[s, 2] * l2
-                out = inp
+                y = u
             dx[n, c] = gv
     dsos[:, :] = acc

@@ -106,11 +106,13 @@ def test_polyphase_equals_upsampled_lfilter(stretch, n_samples):
     np.testing.assert_allclose(filter_stretched(sos, x, stretch), expected.T, rtol=0, atol=1e-12)
 
 
-def test_filter_columns_equals_scipy_along_axis_0():
+def test_traced_filter_columns_equals_scipy_bit_for_bit():
+    # the compiled forward follows scipy's recursion operation for operation
     rng = np.random.default_rng(2)
     sos = random_stable_sos(rng, 3)
     x = rng.standard_normal((500, 4))
-    np.testing.assert_array_equal(filter_columns(sos, x), scipy.signal.sosfilt(sos, x, axis=0))
+    _, y = autograd.make_vjp(lambda s: filter_columns(s, x))(sos)
+    np.testing.assert_array_equal(y, scipy.signal.sosfilt(sos, x, axis=0))
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ with closed-form responses and a JSON round trip).
 """
 
 from .cascade import Cascade
-from .errors import ApftoolsError, ApftoolsTypeError, ApftoolsValueError
+from .errors import ApftoolsError, ApftoolsIOError, ApftoolsTypeError, ApftoolsValueError
 from .filtering import sosfilt
 from .structures import A_MAX, R_MAX, RANGES, ParamRange
 
@@ -15,6 +15,7 @@ __version__ = "0.1.0"
 __all__ = [
     "A_MAX",
     "ApftoolsError",
+    "ApftoolsIOError",
     "ApftoolsTypeError",
     "ApftoolsValueError",
     "Cascade",

@@ -17,3 +17,7 @@ class ApftoolsValueError(ApftoolsError, ValueError):
 
 class ApftoolsTypeError(ApftoolsError, TypeError):
     """An argument has a type apftools cannot use."""
+
+
+class ApftoolsIOError(ApftoolsError, OSError):
+    """A file could not be read or written (missing, unreadable, or would be overwritten)."""

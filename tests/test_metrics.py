@@ -1,0 +1,173 @@
+"""Metrics on constructed signals with hand-computed values."""
+
+import json
+
+import numpy as np
+import pytest
+import scipy.signal
+
+from apftools import metrics
+from apftools.errors import ApftoolsTypeError, ApftoolsValueError
+
+FS = 48000
+DB_90 = 10 * np.log10(2 / 4)  # |1 + j|^2 / (1 + 1)^2 for a 90-degree wet
+
+
+@pytest.fixture(scope="module")
+def noise():
+    return np.random.default_rng(1).standard_normal(FS)
+
+
+@pytest.fixture(scope="module")
+def hilbert(noise):
+    """The noise shifted by -90 degrees at every frequency."""
+    return np.imag(scipy.signal.hilbert(noise))
+
+
+def test_identical(noise):
+    assert metrics.mix_deficit_db(noise, noise, FS) == pytest.approx(0.0, abs=1e-12)
+    assert metrics.phase_error_deg(noise, noise, FS) == pytest.approx(0.0, abs=1e-6)
+    assert metrics.esr(noise, noise) == 0.0
+    assert metrics.esr_db(noise, noise) == metrics.MIN_DB
+    assert metrics.ncc(noise, noise) == pytest.approx(1.0)
+    assert metrics.coherence_summary(noise, noise, FS) == pytest.approx(1.0, abs=1e-9)
+    assert metrics.level_match_gain(noise, noise) == 1.0
+
+
+def test_inverted(noise):
+    assert metrics.mix_deficit_db(noise, -noise, FS) == metrics.MIN_DB
+    assert metrics.phase_error_deg(noise, -noise, FS) == pytest.approx(180.0, abs=1e-6)
+    assert metrics.esr(noise, -noise) == pytest.approx(4.0)  # (-2d)^2 / d^2
+    assert metrics.esr_db(noise, -noise) == pytest.approx(10 * np.log10(4.0))
+    assert metrics.ncc(noise, -noise) == pytest.approx(-1.0)
+    centres, deficit = metrics.band_mix_deficit_db(noise, -noise, FS)
+    assert np.all(deficit[~np.isnan(deficit)] == metrics.MIN_DB)
+
+
+def test_hilbert(noise, hilbert):
+    assert metrics.mix_deficit_db(noise, hilbert, FS) == pytest.approx(DB_90, abs=0.05)
+    assert metrics.phase_error_deg(noise, hilbert, FS) == pytest.approx(90.0, abs=1.0)
+    assert metrics.ncc(noise, hilbert) == pytest.approx(0.0, abs=0.02)
+    # an allpass: same energy, so the ESR is |1 - (-j)|^2 = 2
+    assert metrics.esr(noise, hilbert) == pytest.approx(2.0, abs=0.05)
+
+
+def test_level_independence(noise, hilbert):
+    assert metrics.level_match_gain(noise, 10 * noise) == pytest.approx(0.1)
+    assert metrics.mix_deficit_db(noise, 10 * noise, FS) == pytest.approx(0.0, abs=1e-12)
+    assert metrics.mix_deficit_db(noise, 10 * hilbert, FS) == pytest.approx(
+        metrics.mix_deficit_db(noise, hilbert, FS), abs=1e-9)
+    assert metrics.phase_error_deg(noise, 10 * hilbert, FS) == pytest.approx(
+        metrics.phase_error_deg(noise, hilbert, FS), abs=1e-9)
+    assert metrics.ncc(noise, 10 * noise) == pytest.approx(1.0)
+    assert metrics.esr(noise, 10 * noise) == pytest.approx(0.81)  # (10 - 1)^2 / 10^2: ESR sees the level
+
+
+def test_one_sample_delay(noise):
+    """d + z^-1 d has |1 + e^{-jw}|^2 / 4 = cos^2(w/2) of the coherent sum at each frequency."""
+    wet = np.concatenate([[0.0], noise[:-1]])
+    # the mean of cos^2(w/2) over 0..pi is 1/2
+    assert metrics.mix_deficit_db(noise, wet, FS) == pytest.approx(DB_90, abs=0.05)
+    centres, deficit = metrics.band_mix_deficit_db(noise, wet, FS)
+    for centre, value in zip(centres, deficit):
+        if centre < 1000:
+            continue
+        w = 2 * np.pi * np.linspace(centre * 2 ** (-1 / 6), centre * 2 ** (1 / 6), 101) / FS
+        assert value == pytest.approx(10 * np.log10(np.mean(np.cos(w / 2) ** 2)), abs=0.3), centre
+    near_quarter = np.argmin(np.abs(centres - FS / 4))
+    assert centres[near_quarter] == pytest.approx(1000 * 2 ** (11 / 3))  # 12.7 kHz
+    assert deficit[near_quarter] == pytest.approx(10 * np.log10(0.45), abs=0.3)  # cos^2 averaged over the band
+    assert metrics.worst_band(centres, deficit) == (centres[-1], deficit[-1])
+    # ~ cos^2(pi/3) = 1/4 at 16 kHz
+    assert deficit[-1] == pytest.approx(10 * np.log10(0.25), abs=0.5)
+
+
+def test_band_centres():
+    centres = metrics.third_octave_centres(FS)
+    assert centres[0] == pytest.approx(1000 * 2 ** (-16 / 3))  # the nominal 25 Hz band
+    assert centres[-1] == pytest.approx(1000 * 2 ** 4)  # nominal 16 kHz: 20.2 kHz is above 20 kHz
+    assert np.allclose(centres[1:] / centres[:-1], 2 ** (1 / 3))
+    assert metrics.third_octave_centres(16000)[-1] <= 0.45 * 16000
+
+
+def test_bands_without_energy_are_nan(noise):
+    lowpassed = scipy.signal.sosfilt(scipy.signal.butter(8, 2000, fs=FS, output="sos"), noise)
+    centres, deficit = metrics.band_mix_deficit_db(lowpassed, lowpassed, FS)
+    assert np.all(np.isnan(deficit[centres >= 8000]))  # > 96 dB down at 2 octaves above the cutoff
+    assert np.all(deficit[(centres >= 100) & (centres <= 1000)] == pytest.approx(0.0, abs=1e-12))
+    # 31.25 Hz band (27.8..35.1 Hz) lies between the 23.4 Hz and 46.9 Hz bins
+    assert np.isnan(deficit[1])
+
+
+def test_worst_band():
+    assert metrics.worst_band([100.0, 200.0, 400.0], [-1.0, np.nan, -2.0]) == (400.0, -2.0)
+    assert all(np.isnan(metrics.worst_band([100.0, 200.0], [np.nan, np.nan])))
+    with pytest.raises(ApftoolsValueError, match="same shape"):
+        metrics.worst_band([100.0], [1.0, 2.0])
+
+
+def test_uncorrelated_coherence(noise):
+    other = np.random.default_rng(2).standard_normal(FS)
+    assert metrics.coherence_summary(noise, other, FS) < 0.1
+    assert metrics.ncc(noise, other) == pytest.approx(0.0, abs=0.02)
+
+
+def test_stereo_combines_channels(noise, hilbert):
+    """Channel 0 is 90 degrees off, channel 1 identical; both have energy E."""
+    dry, wet = np.stack([noise, noise]), np.stack([hilbert, noise])
+    # mix: (2E + 4E) / (4E + 4E)
+    assert metrics.mix_deficit_db(dry, wet, FS) == pytest.approx(10 * np.log10(6 / 8), abs=0.05)
+    # S_dw summed: E (-j) + E = E (1 - j)
+    assert metrics.phase_error_deg(dry, wet, FS) == pytest.approx(45.0, abs=1.0)
+    assert metrics.ncc(dry, wet) == pytest.approx(0.5, abs=0.01)  # (0 + E) / 2E
+    assert metrics.esr(dry, wet) == pytest.approx(1.0, abs=0.03)  # (2E + 0) / 2E
+
+
+def test_common_length(noise):
+    longer = np.concatenate([noise, np.ones(1000)])
+    assert metrics.mix_deficit_db(noise, longer, FS) == pytest.approx(0.0, abs=1e-12)
+    assert metrics.ncc(longer, noise) == pytest.approx(1.0)
+
+
+def test_mix_report(noise, hilbert, monkeypatch):
+    monkeypatch.setattr(metrics, "residual_delay_samples", lambda dry, wet, fs: 1.5)  # tested on its own
+    report = metrics.mix_report(noise, hilbert, FS)
+    assert list(report) == ["mix_deficit_db", "worst_band_hz", "worst_band_db", "phase_error_deg", "esr", "ncc",
+                            "coherence", "residual_delay_samples"]
+    assert all(type(value) is float for value in report.values())
+    json.dumps(report, allow_nan=False)
+    assert report["mix_deficit_db"] == metrics.mix_deficit_db(noise, hilbert, FS)
+    assert (report["worst_band_hz"], report["worst_band_db"]) == metrics.worst_band(
+        *metrics.band_mix_deficit_db(noise, hilbert, FS))
+    assert report["phase_error_deg"] == metrics.phase_error_deg(noise, hilbert, FS)
+    assert report["coherence"] == metrics.coherence_summary(noise, hilbert, FS)
+    assert report["esr"] == metrics.esr(noise, hilbert)
+    assert report["ncc"] == metrics.ncc(noise, hilbert)
+    assert report["residual_delay_samples"] == 1.5
+
+
+def test_residual_delay(noise):
+    pytest.importorskip("apftools.delay")
+    wet = np.concatenate([np.zeros(3), noise[:-3]])
+    assert metrics.residual_delay_samples(noise, wet, FS) == pytest.approx(3.0, abs=0.1)
+
+
+@pytest.mark.parametrize("function", [metrics.mix_deficit_db, metrics.band_mix_deficit_db, metrics.phase_error_deg,
+                                      metrics.coherence_summary, metrics.mix_report])
+def test_bad_inputs_with_fs(function, noise):
+    with pytest.raises(ApftoolsValueError, match="wet signal is silent"):
+        function(noise, np.zeros_like(noise), FS)
+    with pytest.raises(ApftoolsValueError, match="2 channel.*1"):
+        function(np.stack([noise, noise]), noise, FS)
+    with pytest.raises(ApftoolsValueError, match="at least 64"):
+        function(noise[:10], noise[:10], FS)
+    with pytest.raises(ApftoolsTypeError, match="fs must be a real number"):
+        function(noise, noise, "48k")
+
+
+@pytest.mark.parametrize("function", [metrics.level_match_gain, metrics.esr, metrics.esr_db, metrics.ncc])
+def test_bad_inputs_time_domain(function, noise):
+    with pytest.raises(ApftoolsValueError, match="dry signal is silent"):
+        function(np.zeros(10), noise)
+    with pytest.raises(ApftoolsValueError, match=r"shape \(N,\) or \(C, N\)"):
+        function(np.ones((1, 1, 4)), np.ones(4))

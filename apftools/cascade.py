@@ -77,6 +77,10 @@ class Cascade:
             self.offsets.append({name: n + j for j, name in enumerate(kind.param_names)})
             n += len(kind.param_names)
         self.n_params = n
+        # for sos_jacobian: the sections having a j-th parameter and that parameter's index in theta
+        self._slot_sections = [[s for s, o in enumerate(self.offsets) if len(o) > j] for j in range(3)]
+        self._slot_columns = [[list(self.offsets[s].values())[j] for s in sections]
+                              for j, sections in enumerate(self._slot_sections)]
         self._groups = []
         for order in (1, 2):
             sections = [(i, k, o) for i, (k, o) in enumerate(zip(self.kinds, self.offsets)) if k.order == order]
@@ -128,16 +132,16 @@ class Cascade:
 
     def _group_physical(self, group, u):
         """Physical (R, fc, a) arrays of one order group from u = tanh(theta) (padded)."""
-        a = group.warped * st.RANGES["a"].denormalise(u[group.index["a"]])
+        a = group.warped * st.RANGES["a"].denormalise(u[..., group.index["a"]])
         r_high = st.radius_bound(a, group.stretch)
-        R = st.RANGES["R"].denormalise(u[group.index["R"]], high=r_high)
+        R = st.RANGES["R"].denormalise(u[..., group.index["R"]], high=r_high)
         fc_low, fc_high = st.fc_bounds(group.order, self.fs, group.stretch, a)
-        fc = st.RANGES["fc"].denormalise(u[group.index["fc"]], low=fc_low, high=fc_high)
+        fc = st.RANGES["fc"].denormalise(u[..., group.index["fc"]], low=fc_low, high=fc_high)
         return R, fc, a
 
     def _sos_values(self, theta):
-        """Coefficients for a plain (real or complex) theta; no autograd tracing."""
-        u = np.tanh(np.concatenate([theta, np.zeros(1)]))
+        """Coefficients for a plain (real or complex) theta of shape (..., n_params); no autograd tracing."""
+        u = np.tanh(np.concatenate([theta, np.zeros(np.shape(theta)[:-1] + (1,))], axis=-1))
         blocks = []
         for group in self._groups:
             R, fc, a = self._group_physical(group, u)
@@ -146,31 +150,30 @@ class Cascade:
                 blocks.append(st.allpass1_sos(fc, fs_proto, a))
             else:
                 blocks.append(st.allpass2_sos(R, fc, fs_proto, a))
-        return np.concatenate(blocks, axis=0)[self._unpermute]
+        return np.concatenate(blocks, axis=-2)[..., self._unpermute, :]
 
-    def _sos_jacobian(self, theta, step=1e-30):
-        """d sos / d theta, shape (n_sections, 6, n_params), by complex steps.
+    def sos_jacobian(self, theta, step=1e-30):
+        """Coefficients and their derivatives: ``(sos, d sos / d theta)``, shapes (n_sections, 6) and (n_sections, 6, n_params).
 
         A section's coefficients depend only on its own parameters, so
         stepping the j-th parameter of every section at once yields all the
         derivatives with respect to j-th parameters: three complex
-        evaluations in all.  The map is analytic (see
-        :func:`~apftools.structures.radius_bound`), so the imaginary part
-        divided by the step is the derivative to rounding, without the
-        cancellation of finite differences (Squire and Trapp, SIAM Review
-        40(1), 1998).
+        evaluations in all, whose real parts are the coefficients.  The map is
+        analytic (see :func:`~apftools.structures.radius_bound`), so the
+        imaginary part divided by the step is the derivative to rounding,
+        without the cancellation of finite differences (Squire and Trapp,
+        SIAM Review 40(1), 1998).
         """
-        theta = np.asarray(theta, dtype=float)
+        self._check_theta(theta)
+        stepped = np.tile(np.asarray(theta, dtype=complex), (3, 1))
+        for slot, columns in enumerate(self._slot_columns):
+            stepped[slot, columns] += 1j * step
+        values = self._sos_values(stepped)  # (3, n_sections, 6): one batched evaluation
         jacobian = np.zeros((self.n_sections, 6, self.n_params))
-        for slot in range(3):
-            sections = [s for s, offsets in enumerate(self.offsets) if len(offsets) > slot]
-            if not sections:
-                continue
-            columns = [list(self.offsets[s].values())[slot] for s in sections]
-            stepped = theta.astype(complex)
-            stepped[columns] += 1j * step
-            jacobian[sections, :, columns] = self._sos_values(stepped)[sections].imag / step
-        return jacobian
+        for slot, (sections, columns) in enumerate(zip(self._slot_sections, self._slot_columns)):
+            jacobian[sections, :, columns] = values[slot, sections].imag / step
+        sos = values[0].real  # every kind has a first parameter, so slot 0 leaves no row unstepped
+        return sos, jacobian
 
     def sos(self, theta):
         """Prototype coefficients of every section, shape (n_sections, 6).
@@ -178,7 +181,7 @@ class Cascade:
         Row ``s`` holds :math:`H_s(z)`; the cascade applies :math:`H_s(z^{M_s})`
         with ``M_s = kinds[s].stretch``.  Differentiable in ``theta``: one
         autograd primitive whose derivative comes from
-        :meth:`_sos_jacobian`, instead of some hundred traced small operations.
+        :meth:`sos_jacobian`, instead of some hundred traced small operations.
         """
         self._check_theta(theta)
         return _sos_primitive(theta, self)
@@ -422,4 +425,4 @@ def _sos_primitive(theta, cascade):
 
 
 defvjp(_sos_primitive, lambda ans, theta, cascade: (
-    lambda g: np.einsum("sk,skp->p", g, cascade._sos_jacobian(theta))))
+    lambda g: np.einsum("sk,skp->p", g, cascade.sos_jacobian(theta)[1])))

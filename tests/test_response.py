@@ -1,0 +1,85 @@
+"""Measured transfer functions: Welch H1 estimate, coherence, log grid, group delay."""
+
+import numpy as np
+import pytest
+import scipy.signal
+
+from apftools import ApftoolsValueError
+from apftools.response import TransferFunction, default_nperseg, log_grid, transfer_function
+
+FS = 48000
+
+
+@pytest.fixture(scope="module")
+def noise():
+    return np.random.default_rng(1).standard_normal((2, 4 * FS))
+
+
+def test_h1_estimate_matches_the_filter_response(noise):
+    sos = scipy.signal.butter(2, [300, 3000], "bandpass", fs=FS, output="sos")
+    tf = transfer_function(noise, scipy.signal.sosfilt(sos, noise), FS)
+    _, expected = scipy.signal.sosfreqz(sos, worN=tf.freqs_hz, fs=FS)
+    band = (tf.freqs_hz > 100) & (tf.freqs_hz < 10000)
+    # a linear filter of the dry: coherence 1 and H equal to the filter's response
+    # (Welch's Hann segments smear a little where the response is steep)
+    np.testing.assert_allclose(tf.h[band], expected[band], atol=5e-3)
+    assert np.min(tf.coherence[band & (np.abs(expected) > 0.1)]) > 0.99
+    assert tf.fs == FS and tf.freqs_hz[-1] == FS / 2
+
+
+def test_coherence_falls_with_added_noise(noise):
+    rng = np.random.default_rng(2)
+    tf = transfer_function(noise, noise + rng.standard_normal(noise.shape), FS)
+    # equal signal and noise power: gamma^2 = 1 / (1 + 1) = 0.5
+    assert np.median(tf.coherence) == pytest.approx(0.5, abs=0.03)
+    np.testing.assert_allclose(np.median(np.real(tf.h)), 1.0, atol=0.03)
+
+
+def test_weights_sum_to_one_and_follow_power():
+    power = np.array([1.0, 1e6, 1e12])  # 0, 60 and 120 dB
+    tf = TransferFunction(np.array([100.0, 200.0, 300.0]), np.ones(3, complex), np.array([1.0, 1.0, 0.5]),
+                          power, np.zeros(3), FS)
+    # coherence times ln(1 + P / (1e-6 max P)): ln(1 + 1e-6), ln(2), 0.5 ln(1 + 1e6)
+    raw = np.array([np.log1p(1e-6), np.log(2.0), 0.5 * np.log1p(1e6)])
+    np.testing.assert_allclose(tf.weights, raw / raw.sum())
+    np.testing.assert_array_equal(tf.select(np.array([True, False, True])).freqs_hz, [100.0, 300.0])
+
+
+def test_log_grid_keeps_every_low_bin_and_thins_the_top(noise):
+    tf = transfer_function(noise, noise, FS)
+    grid = log_grid(tf, n_points=256)
+    assert grid.freqs_hz[0] >= 20.0 and grid.freqs_hz[-1] <= 20000.0
+    assert np.all(np.diff(grid.freqs_hz) > 0)
+    assert len(grid.freqs_hz) <= 256
+    low = tf.freqs_hz[(tf.freqs_hz >= 20) & (tf.freqs_hz <= 100)]
+    np.testing.assert_array_equal(grid.freqs_hz[grid.freqs_hz <= 100], low)
+    # the grid is close to log-spaced at the top: successive ratios stay near (20000/20)**(1/255)
+    top = grid.freqs_hz[grid.freqs_hz > 2000]
+    assert np.max(top[1:] / top[:-1]) < 1.05
+
+
+def test_log_grid_stays_below_nyquist_at_low_rates():
+    fs = 16000
+    x = np.random.default_rng(3).standard_normal(fs)
+    grid = log_grid(transfer_function(x, x, fs))
+    assert grid.freqs_hz[-1] <= 0.45 * fs
+
+
+def test_group_delay_of_a_pure_delay(noise):
+    delay = 25
+    wet = np.concatenate([np.zeros((2, delay)), noise[:, :-delay]], axis=1)
+    tau = log_grid(transfer_function(noise, wet, FS)).group_delay
+    np.testing.assert_allclose(np.median(tau), delay, atol=0.05)
+
+
+def test_default_segment_scales_with_fs_and_length():
+    assert default_nperseg(48000, 10**6) == 8192
+    assert default_nperseg(96000, 10**6) == 16384
+    assert default_nperseg(48000, 8000) == 1024  # a power of two, at most a quarter of a short signal
+
+
+def test_shape_and_length_errors(noise):
+    with pytest.raises(ApftoolsValueError, match="same shape"):
+        transfer_function(noise, noise[:1], FS)
+    with pytest.raises(ApftoolsValueError, match="shorter than one Welch segment"):
+        transfer_function(noise[:, :100], noise[:, :100], FS, nperseg=256)

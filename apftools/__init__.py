@@ -1,10 +1,13 @@
 """apftools: phase-response estimation and dry/wet alignment with allpass cascades.
 
+The main job: :func:`align` returns an :class:`Alignment` (delay, polarity and
+a fitted allpass cascade) that renders a dry signal in phase with the wet.
 The engine: :func:`sosfilt` (scipy's ``sosfilt`` with exact autograd
 gradients) and :class:`Cascade` (allpass structures, stable by construction,
 with closed-form responses and a JSON round trip).
 """
 
+from .align import Alignment, align
 from .cascade import Cascade
 from .errors import ApftoolsError, ApftoolsIOError, ApftoolsTypeError, ApftoolsValueError
 from .filtering import sosfilt
@@ -14,6 +17,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "A_MAX",
+    "Alignment",
     "ApftoolsError",
     "ApftoolsIOError",
     "ApftoolsTypeError",
@@ -22,5 +26,6 @@ __all__ = [
     "ParamRange",
     "RANGES",
     "R_MAX",
+    "align",
     "sosfilt",
 ]

@@ -1,0 +1,376 @@
+r"""Automatic dry/wet alignment: bulk delay, polarity and an allpass cascade.
+
+:func:`align` estimates how an effect delays and phase-shifts its input and
+returns an :class:`Alignment` that renders a dry signal in phase with the wet:
+
+1. bulk delay and polarity by GCC-PHAT (:func:`apftools.delay.estimate_delay`);
+2. the dry-to-wet transfer function and coherence (:mod:`apftools.response`);
+3. the cascade's phase (plus the fractional remainder of the delay) fitted to
+   the measured phase from many starts, for both polarities
+   (:func:`apftools.fit.fit_frequency`);
+4. refinement on the audio with exact gradients (:func:`apftools.fit.fit_time`);
+5. metrics before and after (:func:`apftools.metrics.mix_report`); if the
+   model makes the 50/50 mix worse than delay and polarity alone, or than
+   nothing, the better of those is kept and the report says so.
+
+Reference: Bargum et al., "Differentiable all-pass filters for phase
+response estimation and automatic signal alignment", DAFx 2023.
+"""
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import fit as fitting
+from . import metrics
+from ._threads import blas_single_thread
+from ._validate import validate_fs, validate_signal
+from .cascade import Cascade
+from .delay import apply_delay, estimate_delay
+from .errors import ApftoolsTypeError, ApftoolsValueError
+from .response import log_grid, transfer_function
+
+ALIGNMENT_FORMAT = "apftools.alignment"
+ALIGNMENT_VERSION = 1
+#: Specs tried, in order, by ``sections="auto"``.
+AUTO_SPECS = ("1x2w", "2x2w", "3x2w", "3x2w,1w", "4x2w,1w", "5x2w,1w", "6x2w,1w", "8x2w,1w", "10x2w,1w")
+#: Below this power-weighted coherence a static allpass cannot explain the wet.
+MIN_COHERENCE = 0.9
+#: Phase change between the two halves of the signal (degrees, weighted RMS) flagged as time-varying.
+MAX_PHASE_DRIFT_DEG = 20.0
+
+
+@dataclass
+class ChannelModel:
+    """Delay, polarity and cascade applied to one group of channels.
+
+    ``delay_samples`` may be fractional or negative (the wet leads);
+    rendering is ``polarity * cascade(delay(x))``, and a model without a
+    cascade (``cascade=None``) renders delay and polarity only.
+    """
+
+    delay_samples: float
+    polarity: int
+    cascade: Cascade = None
+    theta: np.ndarray = None
+
+    def apply(self, x):
+        """Render ``x`` (time on the last axis) through delay, polarity and cascade."""
+        y = self.polarity * apply_delay(x, self.delay_samples)
+        return y if self.cascade is None else self.cascade.process(self.theta, y)
+
+    def response(self, freqs_hz, fs):
+        """Phase (radians, unwrapped) and group delay (samples) of the whole model at ``freqs_hz``.
+
+        Both include the bulk delay; the phase includes the polarity (pi when inverted).
+        """
+        freqs_hz = np.asarray(freqs_hz, dtype=float)
+        phase = -2 * np.pi * freqs_hz / fs * self.delay_samples + (np.pi if self.polarity < 0 else 0.0)
+        delay = np.full(freqs_hz.shape, float(self.delay_samples))
+        if self.cascade is not None:
+            phase = phase + self.cascade.phase(self.theta, freqs_hz)
+            delay = delay + self.cascade.group_delay(self.theta, freqs_hz)
+        return phase, delay
+
+    def to_dict(self):
+        cascade = None if self.cascade is None else self.cascade.to_dict(self.theta)
+        return {"delay_samples": float(self.delay_samples), "polarity": int(self.polarity), "cascade": cascade}
+
+    @classmethod
+    def from_dict(cls, data, fs):
+        if not isinstance(data, dict):
+            raise ApftoolsTypeError(f"a channel model must be a dict, got {type(data).__name__}")
+        delay, polarity = data.get("delay_samples"), data.get("polarity")
+        if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not np.isfinite(delay):
+            raise ApftoolsValueError(f"delay_samples must be a finite number, got {delay!r}")
+        if polarity not in (1, -1) or isinstance(polarity, bool):
+            raise ApftoolsValueError(f"polarity must be 1 or -1, got {polarity!r}")
+        if data.get("cascade") is None:
+            return cls(float(delay), int(polarity))
+        cascade, theta = Cascade.from_dict(data["cascade"], fs=fs)
+        return cls(float(delay), int(polarity), cascade, theta)
+
+
+@dataclass
+class Alignment:
+    """The result of :func:`align`: how to render the dry in phase with the wet.
+
+    Attributes
+    ----------
+    fs : float
+        Sample rate in Hz the model belongs to.
+    models : list of ChannelModel
+        One model shared by all channels, or one per channel.
+    method : str
+        Which fitter produced the final model (``"lbfgs"``, ``"delay-only"``,
+        ``"none"``).
+    report : dict
+        Metrics before and after, delay, polarity, confidence, warnings,
+        diagnostics and timing (JSON-ready).
+    """
+
+    fs: float
+    models: list
+    method: str = "lbfgs"
+    report: dict = field(default_factory=dict)
+
+    @property
+    def per_channel(self):
+        return len(self.models) > 1
+
+    @property
+    def warnings(self):
+        return self.report.get("warnings", [])
+
+    def apply(self, x, fs=None):
+        """The aligned version of ``x`` (same shape): delay, polarity, allpass.
+
+        Parameters
+        ----------
+        x : array_like, shape (n_samples,) or (n_channels, n_samples)
+        fs : float, optional
+            Sample rate of ``x``; refused if it is not the model's.
+        """
+        if fs is not None and validate_fs(fs) != self.fs:
+            raise ApftoolsValueError(
+                f"the model was fitted at fs={self.fs:g} Hz, got a signal at fs={validate_fs(fs):g} Hz; "
+                "resample the signal or align again at that rate"
+            )
+        x = validate_signal(x)
+        if not self.per_channel:
+            return self.models[0].apply(x)
+        x2 = np.atleast_2d(x)
+        if x2.shape[0] != len(self.models):
+            raise ApftoolsValueError(
+                f"this per-channel model has {len(self.models)} channels, the signal has {x2.shape[0]}")
+        return np.stack([m.apply(x2[c]) for c, m in enumerate(self.models)]).reshape(x.shape)
+
+    def mix(self, dry, wet, wet_ratio=0.5):
+        """``(1 - wet_ratio) * apply(dry) + wet_ratio * wet``, on the common length."""
+        if not 0.0 <= wet_ratio <= 1.0:
+            raise ApftoolsValueError(f"wet_ratio must lie in [0, 1], got {wet_ratio!r}")
+        aligned = self.apply(dry)
+        wet = validate_signal(wet, "wet")
+        n = min(aligned.shape[-1], wet.shape[-1])
+        return (1.0 - wet_ratio) * aligned[..., :n] + wet_ratio * wet[..., :n]
+
+    def to_dict(self):
+        """Plain data (physical parameters only), for :func:`apftools.io.write_json`."""
+        return {"format": ALIGNMENT_FORMAT, "version": ALIGNMENT_VERSION, "fs": self.fs,
+                "method": self.method, "per_channel": self.per_channel,
+                "models": [m.to_dict() for m in self.models]}
+
+    @classmethod
+    def from_dict(cls, data, fs=None):
+        """Validate and rebuild an :class:`Alignment`; unstable or malformed models are refused."""
+        if not isinstance(data, dict):
+            raise ApftoolsTypeError(f"an alignment model must be a dict, got {type(data).__name__}")
+        if data.get("format") != ALIGNMENT_FORMAT or data.get("version") != ALIGNMENT_VERSION:
+            raise ApftoolsValueError(
+                f"not an apftools alignment model (format {ALIGNMENT_FORMAT!r} version {ALIGNMENT_VERSION}): "
+                f"got format {data.get('format')!r} version {data.get('version')!r}")
+        model_fs = validate_fs(data.get("fs"))
+        if fs is not None and validate_fs(fs) != model_fs:
+            raise ApftoolsValueError(f"the model was fitted at fs={model_fs:g} Hz, not {validate_fs(fs):g} Hz")
+        models = data.get("models")
+        if not isinstance(models, list) or not models:
+            raise ApftoolsValueError(f"an alignment model needs a non-empty list of models, got {models!r}")
+        return cls(model_fs, [ChannelModel.from_dict(m, model_fs) for m in models], str(data.get("method", "")))
+
+    def save(self, path, *, overwrite=False):
+        """Write :meth:`to_dict` as JSON, atomically."""
+        from .io import write_json
+
+        write_json(path, self.to_dict(), overwrite=overwrite)
+
+    @classmethod
+    def load(cls, path, fs=None):
+        """Read a model written by :meth:`save`."""
+        from .io import read_json
+
+        return cls.from_dict(read_json(path), fs=fs)
+
+
+def _phase_drift_deg(dry, wet, fs):
+    """Weighted RMS phase change of the measured response between the two halves of the signal."""
+    half = dry.shape[-1] // 2
+    first = transfer_function(dry[..., :half], wet[..., :half], fs)
+    second = transfer_function(dry[..., half:], wet[..., half:], fs, nperseg=len(first.freqs_hz) * 2 - 2)
+    band = (first.freqs_hz >= 20.0) & (first.freqs_hz <= min(20000.0, 0.45 * fs))
+    weight = (np.minimum(first.coherence, second.coherence) * np.sqrt(first.power * second.power))[band]
+    drift = np.angle(first.h[band] * np.conj(second.h[band]))
+    return float(np.degrees(np.sqrt(np.sum(weight * drift**2) / max(np.sum(weight), 1e-300))))
+
+
+def _select_order(dry, wet, fs, grid, polarity, n_starts, rng, notes):
+    """Grow the cascade along AUTO_SPECS while the held-out phase loss improves by 2% or more.
+
+    Stage 1 is fitted on every other frequency of ``grid`` and scored on the rest.
+    """
+    train, held_out = grid.select(np.arange(len(grid.freqs_hz)) % 2 == 0), grid.select(
+        np.arange(len(grid.freqs_hz)) % 2 == 1)
+    best_spec, best_score = None, np.inf
+    for spec in AUTO_SPECS:
+        cascade = Cascade(spec, fs)
+        result = fitting.fit_frequency(cascade, train, polarity=polarity, n_starts=n_starts, rng=rng)
+        score = fitting.phase_loss(cascade, held_out, result.theta, result.delay_samples, result.polarity)
+        notes.append({"spec": spec, "held_out_phase_loss": float(score)})
+        if score > 0.98 * best_score - 1e-6:
+            break
+        best_spec, best_score = spec, score
+    return best_spec
+
+
+def _fit_group(dry, wet, fs, spec, loss, max_delay_s, n_starts, max_iter, segment_s, rng, progress):
+    """Delay, polarity and cascade for one group of channels; returns (model, report entries)."""
+    report = {"warnings": []}
+    estimate = estimate_delay(dry, wet, fs, max_delay_s)
+    report["bulk_delay_samples"] = float(estimate.delay_samples)
+    report["delay_confidence"] = float(estimate.confidence)
+    if estimate.ambiguous:
+        report["warnings"].append(
+            f"the bulk delay estimate ({estimate.delay_samples:.2f} samples) is ambiguous "
+            f"(peak prominence {estimate.confidence:.2f}); check --max-delay-ms or the material")
+    progress(0.1, "delay")
+    shifted = estimate.polarity * apply_delay(dry, estimate.delay_samples)
+    grid = log_grid(transfer_function(shifted, wet, fs))
+    progress(0.15, "response")
+    if spec == "auto":
+        report["order_selection"] = []
+        spec = _select_order(shifted, wet, fs, grid, 1, max(4, n_starts // 2), rng, report["order_selection"])
+    cascade = Cascade(spec, fs)
+    stage1 = fitting.fit_frequency(cascade, grid, n_starts=n_starts, rng=rng)
+    polarity = estimate.polarity * stage1.polarity
+    delay = estimate.delay_samples + stage1.delay_samples
+    report["frequency_fit"] = {"phase_loss": stage1.loss, "shape_losses": stage1.shape_losses}
+    progress(0.4, "phase fit")
+    aligned_dry = polarity * apply_delay(dry, delay)
+
+    def on_iteration(value):
+        progress(min(0.4 + 0.5 * len(history_box) / max(max_iter, 1), 0.9), f"refine {value:.3g}")
+        history_box.append(value)
+
+    history_box = []
+    stage2 = fitting.fit_time(cascade, stage1.theta, aligned_dry, wet, fs, loss=loss, max_iter=max_iter,
+                              segment_s=segment_s, callback=on_iteration)
+    report["time_fit"] = {"loss": loss, "history": stage2.history, "segment_samples": list(stage2.segment)}
+    report.update(delay_samples=float(delay), polarity=int(polarity), spec=cascade.spec)
+    return ChannelModel(delay, polarity, cascade, stage2.theta), report
+
+
+def align(dry, wet, fs, *, sections="3x2w,1w", loss="mse", max_delay_s=0.1, seed=0, per_channel=False,
+          n_starts=16, max_iter=60, segment_s=4.0, progress=None):
+    """Align ``dry`` with ``wet``: estimate delay, polarity and the effect's phase response.
+
+    Parameters
+    ----------
+    dry, wet : array_like, shape (n_samples,) or (n_channels, n_samples)
+        The effect's input and output at the same sample rate and channel
+        count.  A wet shorter than the dry is aligned on the overlap.
+    fs : float
+        Sample rate in Hz.
+    sections : str
+        Cascade spec (e.g. ``"3x2w,1w"``) or ``"auto"`` (grow along
+        :data:`AUTO_SPECS` while a held-out phase error improves).
+    loss : str
+        Time-domain loss, a name from :data:`apftools.losses.LOSSES`.
+    max_delay_s : float
+        Largest bulk delay searched, either sign, in seconds.
+    seed : int
+        Seeds every random start.
+    per_channel : bool
+        Fit each channel separately instead of one model for all (which keeps
+        the stereo image).
+    n_starts, max_iter, segment_s
+        Stage-1 starts, stage-2 L-BFGS iterations, stage-2 segment length (s).
+    progress : callable, optional
+        ``progress(fraction, label)`` as the work advances.
+
+    Returns
+    -------
+    Alignment
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.signal
+    >>> from apftools import align
+    >>> fs = 48000
+    >>> dry = np.random.default_rng(0).standard_normal(2 * fs)
+    >>> sos = scipy.signal.butter(2, 200, "highpass", fs=fs, output="sos")
+    >>> result = align(dry, scipy.signal.sosfilt(sos, dry), fs, sections="2x2w")
+    >>> result.report["after"]["mix_deficit_db"] > result.report["before"]["mix_deficit_db"]
+    True
+    """
+    start_time = time.perf_counter()
+    fs = validate_fs(fs)
+    dry, wet = validate_signal(dry, "dry"), validate_signal(wet, "wet")
+    shape = dry.shape
+    dry2, wet2 = np.atleast_2d(dry), np.atleast_2d(wet)
+    if dry2.shape[0] != wet2.shape[0]:
+        raise ApftoolsValueError(f"dry has {dry2.shape[0]} channel(s) and wet has {wet2.shape[0]}; they must match")
+    warnings = []
+    n = min(dry2.shape[-1], wet2.shape[-1])
+    if wet2.shape[-1] < dry2.shape[-1]:
+        warnings.append(f"the wet ({wet2.shape[-1]} samples) is shorter than the dry ({dry2.shape[-1]}); "
+                        f"aligned on the first {n} samples")
+    dry2, wet2 = dry2[:, :n], wet2[:, :n]
+    for name, signal in (("dry", dry2), ("wet", wet2)):
+        if not np.any(signal):
+            raise ApftoolsValueError(f"the {name} signal is silent")
+    if n < int(0.25 * fs):
+        raise ApftoolsValueError(f"signals of {n} samples ({n / fs:.3f} s) are too short; at least 0.25 s is needed")
+    progress = progress or (lambda fraction, label: None)
+    rng = np.random.default_rng(seed)
+    groups = [[c] for c in range(dry2.shape[0])] if per_channel else [list(range(dry2.shape[0]))]
+
+    before = metrics.mix_report(dry2, wet2, fs)
+    coherence = metrics.coherence_summary(dry2, wet2, fs)
+    drift = _phase_drift_deg(dry2, wet2, fs)
+    if coherence < MIN_COHERENCE:
+        warnings.append(f"low coherence between dry and wet ({coherence:.2f} < {MIN_COHERENCE}): noise, distortion "
+                        "or a time-varying effect that a static allpass cannot fully explain")
+    if drift > MAX_PHASE_DRIFT_DEG:
+        warnings.append(f"the effect's phase response changes over time ({drift:.0f} degrees between the halves): "
+                        "a time-varying effect (phaser, chorus?) that a static allpass cannot follow")
+
+    with blas_single_thread():
+        fitted = []
+        for i, channels in enumerate(groups):
+            def group_progress(fraction, label, i=i):
+                progress((i + fraction) / len(groups), label)
+
+            model, report = _fit_group(dry2[channels], wet2[channels], fs, sections, loss, max_delay_s, n_starts,
+                                       max_iter, segment_s, rng, group_progress)
+            fitted.append((model, report))
+            warnings += report.pop("warnings")
+
+    # keep the fitted model unless delay and polarity alone, or nothing at all, mix better
+    candidates = {
+        "lbfgs": [m for m, _ in fitted],
+        "delay-only": [ChannelModel(m.delay_samples, m.polarity) for m, _ in fitted],
+        "none": [ChannelModel(0.0, 1) for _ in groups],
+    }
+    scores = {method: metrics.mix_report(Alignment(fs, models).apply(dry2), wet2, fs) if method != "none" else before
+              for method, models in candidates.items()}
+    best = max(score["mix_deficit_db"] for score in scores.values())
+    chosen = next(method for method in candidates if scores[method]["mix_deficit_db"] >= best)
+    if chosen != "lbfgs":
+        warnings.append(f"the fitted allpass made the 50/50 mix worse than {chosen!r} "
+                        f"({scores['lbfgs']['mix_deficit_db']:.2f} vs {best:.2f} dB); keeping {chosen!r}")
+    after, models = scores[chosen], candidates[chosen]
+    progress(1.0, "done")
+    report = {
+        "method": chosen,
+        "fs": fs,
+        "channels": shape[0] if len(shape) > 1 else 1,
+        "per_channel": per_channel,
+        "coherence": coherence,
+        "phase_drift_deg": drift,
+        "before": before,
+        "after": after,
+        "groups": [r for _, r in fitted],
+        "warnings": warnings,
+        "seconds": time.perf_counter() - start_time,
+    }
+    return Alignment(fs, models, chosen, report)

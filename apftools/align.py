@@ -203,17 +203,17 @@ def _phase_drift_deg(dry, wet, fs):
     return float(np.degrees(np.sqrt(np.sum(weight * drift**2) / max(np.sum(weight), 1e-300))))
 
 
-def _select_order(dry, wet, fs, grid, polarity, n_starts, rng, notes):
+def _select_order(grid, n_starts, rng, notes):
     """Grow the cascade along AUTO_SPECS while the held-out phase loss improves by 2% or more.
 
     Stage 1 is fitted on every other frequency of ``grid`` and scored on the rest.
     """
-    train, held_out = grid.select(np.arange(len(grid.freqs_hz)) % 2 == 0), grid.select(
-        np.arange(len(grid.freqs_hz)) % 2 == 1)
+    odd = np.arange(len(grid.freqs_hz)) % 2 == 1
+    train, held_out = grid.select(~odd), grid.select(odd)
     best_spec, best_score = None, np.inf
     for spec in AUTO_SPECS:
-        cascade = Cascade(spec, fs)
-        result = fitting.fit_frequency(cascade, train, polarity=polarity, n_starts=n_starts, rng=rng)
+        cascade = Cascade(spec, grid.fs)
+        result = fitting.fit_frequency(cascade, train, n_starts=n_starts, rng=rng)
         score = fitting.phase_loss(cascade, held_out, result.theta, result.delay_samples, result.polarity)
         notes.append({"spec": spec, "held_out_phase_loss": float(score)})
         if score > 0.98 * best_score - 1e-6:
@@ -238,7 +238,7 @@ def _fit_group(dry, wet, fs, spec, loss, max_delay_s, n_starts, max_iter, segmen
     progress(0.15, "response")
     if spec == "auto":
         report["order_selection"] = []
-        spec = _select_order(shifted, wet, fs, grid, 1, max(4, n_starts // 2), rng, report["order_selection"])
+        spec = _select_order(grid, max(4, n_starts // 2), rng, report["order_selection"])
     cascade = Cascade(spec, fs)
     stage1 = fitting.fit_frequency(cascade, grid, n_starts=n_starts, rng=rng)
     polarity = estimate.polarity * stage1.polarity
@@ -305,6 +305,8 @@ def align(dry, wet, fs, *, sections="3x2w,1w", loss="mse", max_delay_s=0.1, seed
     start_time = time.perf_counter()
     fs = validate_fs(fs)
     dry, wet = validate_signal(dry, "dry"), validate_signal(wet, "wet")
+    if sections != "auto":
+        Cascade(sections, fs)  # refuse a bad spec before any work
     shape = dry.shape
     dry2, wet2 = np.atleast_2d(dry), np.atleast_2d(wet)
     if dry2.shape[0] != wet2.shape[0]:

@@ -1,0 +1,102 @@
+"""``apftools align DRY WET -o OUTDIR``: render a dry file in phase with the wet."""
+
+import os
+import platform
+
+import click
+
+from .. import __version__
+from .options import check_outputs, echo, force_option, progress_bar, reports_errors
+
+
+def _resample(signal, fs_from, fs_to):
+    import scipy.signal
+    from math import gcd
+
+    g = gcd(int(fs_from), int(fs_to))
+    return scipy.signal.resample_poly(signal, int(fs_to) // g, int(fs_from) // g, axis=-1)
+
+
+@click.command()
+@click.argument("dry", type=click.Path(dir_okay=False))
+@click.argument("wet", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", "outdir", required=True, type=click.Path(file_okay=False),
+              help="Output directory (created if missing).")
+@click.option("--sections", default="3x2w,1w", show_default=True,
+              help="Cascade spec such as '3x2w,1w', or 'auto' to choose the order.")
+@click.option("--loss", default="mse", show_default=True,
+              type=click.Choice(["mse", "esr", "ncc", "stft_sum", "mr_stft_sum"]),
+              help="Time-domain loss for the refinement.")
+@click.option("--max-delay-ms", default=100.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Largest bulk delay searched, either sign.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Seed for the random starts.")
+@click.option("--per-channel", is_flag=True, help="Fit each channel separately (default: one model for all).")
+@click.option("--resample", is_flag=True, help="Resample the wet to the dry's rate when they differ.")
+@click.option("--plot", is_flag=True, help="Also write report.png (phase, group delay, mix before/after).")
+@click.option("--mix", "mix_ratio", type=click.FloatRange(0, 1), default=None,
+              help="Also write mix.wav: aligned dry and wet mixed at this wet ratio.")
+@force_option
+@reports_errors
+def align(dry, wet, outdir, sections, loss, max_delay_ms, seed, per_channel, resample, plot, mix_ratio, force):
+    """Align DRY with WET; write aligned.wav, model.json and report.json to OUTDIR."""
+    from .. import align as align_signals
+    from ..io import read_audio, write_audio, write_json
+
+    outputs = {name: os.path.join(outdir, name) for name in ("aligned.wav", "model.json", "report.json")}
+    if plot:
+        outputs["report.png"] = os.path.join(outdir, "report.png")
+    if mix_ratio is not None:
+        outputs["mix.wav"] = os.path.join(outdir, "mix.wav")
+    check_outputs(outputs.values(), (dry, wet), force)
+
+    dry_signal, fs = read_audio(dry)
+    wet_signal, fs_wet = read_audio(wet)
+    if fs_wet != fs:
+        if not resample:
+            raise click.ClickException(f"{dry} is at {fs} Hz but {wet} is at {fs_wet} Hz; "
+                                   f"pass --resample to resample the wet to {fs} Hz")
+        wet_signal = _resample(wet_signal, fs_wet, fs)
+    if dry_signal.shape[0] != wet_signal.shape[0]:
+        raise click.ClickException(f"{dry} has {dry_signal.shape[0]} channel(s) but {wet} has {wet_signal.shape[0]}")
+
+    with progress_bar("aligning") as update:
+        result = align_signals(dry_signal, wet_signal, fs, sections=sections, loss=loss,
+                               max_delay_s=max_delay_ms / 1000.0, seed=seed, per_channel=per_channel,
+                               progress=update)
+    aligned = result.apply(dry_signal)
+    report = dict(result.report, inputs={"dry": os.path.abspath(dry), "wet": os.path.abspath(wet),
+                                         "wet_resampled_from_hz": fs_wet if fs_wet != fs else None},
+                  settings={"sections": sections, "loss": loss, "max_delay_ms": max_delay_ms, "seed": seed},
+                  versions={"apftools": __version__, "python": platform.python_version()})
+    figure = None
+    if plot:
+        from ..plot import report_figure
+
+        figure = report_figure(result, dry_signal, wet_signal)
+
+    os.makedirs(outdir, exist_ok=True)
+    write_audio(outputs["aligned.wav"], aligned, fs, overwrite=force)
+    result.save(outputs["model.json"], overwrite=force)
+    write_json(outputs["report.json"], report, overwrite=force)
+    if figure is not None:
+        from ..plot import save_figure
+
+        save_figure(figure, outputs["report.png"], overwrite=force)
+    if mix_ratio is not None:
+        write_audio(outputs["mix.wav"], result.mix(dry_signal, wet_signal, mix_ratio), fs, overwrite=force)
+    _summarise(result, fs, outputs)
+
+
+def _summarise(result, fs, outputs):
+    before, after = result.report["before"], result.report["after"]
+    for group in result.report["groups"]:
+        echo(f"delay {group['delay_samples']:+.2f} samples ({1000 * group['delay_samples'] / fs:+.3f} ms), "
+             f"polarity {'inverted' if group['polarity'] < 0 else 'normal'}, cascade {group['spec']}")
+    echo(f"model: {result.method}")
+    echo(f"50/50 mix deficit  {before['mix_deficit_db']:7.2f} dB -> {after['mix_deficit_db']:7.2f} dB")
+    echo(f"worst 1/3-octave   {before['worst_band_db']:7.2f} dB -> {after['worst_band_db']:7.2f} dB "
+         f"(at {after['worst_band_hz']:.0f} Hz)")
+    echo(f"phase error        {before['phase_error_deg']:7.1f} deg -> {after['phase_error_deg']:7.1f} deg")
+    for warning in result.warnings:
+        echo(f"warning: {warning}")
+    echo(f"wrote {', '.join(outputs.values())} in {result.report['seconds']:.1f} s")

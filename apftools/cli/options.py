@@ -1,0 +1,62 @@
+"""Options, checks and error handling shared by the subcommands."""
+
+import contextlib
+import functools
+import os
+
+import click
+
+from ..errors import ApftoolsError
+
+force_option = click.option("--force", is_flag=True, help="Replace existing outputs (inputs are never replaced).")
+
+
+def reports_errors(command):
+    """Turn apftools and file-system errors into a one-line message and exit status 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except (ApftoolsError, OSError) as error:
+            raise click.ClickException(str(error)) from error
+
+    return wrapper
+
+
+def is_quiet():
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx and ctx.find_root().obj and ctx.find_root().obj.get("quiet"))
+
+
+def echo(message=""):
+    """Print a summary line unless --quiet."""
+    if not is_quiet():
+        click.echo(message)
+
+
+@contextlib.contextmanager
+def progress_bar(label):
+    """A click progress bar on stderr driven by ``update(fraction, text)``; silent with --quiet."""
+    if is_quiet():
+        yield lambda fraction, text: None
+        return
+    with click.progressbar(length=1000, label=label, file=click.get_text_stream("stderr"),
+                           show_eta=False, item_show_func=lambda text: text) as bar:
+        def update(fraction, text):
+            bar.update(max(0, int(1000 * fraction) - bar.pos), text)
+
+        yield update
+
+
+def check_outputs(outputs, inputs, force):
+    """Refuse outputs that are inputs (always) or that exist (unless ``force``)."""
+    from ..io import same_file
+
+    for output in outputs:
+        for source in inputs:
+            if same_file(output, source):
+                raise click.ClickException(f"output {output} is the input {source}; inputs are never overwritten")
+    existing = [str(p) for p in outputs if os.path.exists(p)]
+    if existing and not force:
+        raise click.ClickException(f"{', '.join(existing)} already exist(s); pass --force to replace")

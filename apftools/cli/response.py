@@ -1,0 +1,39 @@
+"""``apftools response MODEL``: print or plot a model's phase and group delay."""
+
+import click
+import numpy as np
+
+from .options import check_outputs, echo, force_option, reports_errors
+
+
+@click.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
+              help="Write a PNG of phase and group delay instead of printing a table.")
+@force_option
+@reports_errors
+def response(model, plot_path, force):
+    """Print the phase (degrees) and group delay of MODEL at octave frequencies."""
+    from ..align import Alignment
+
+    alignment = Alignment.load(model)
+    if plot_path is not None:
+        from ..plot import response_figure, save_figure
+
+        check_outputs([plot_path], (model,), force)
+        save_figure(response_figure(alignment), plot_path, overwrite=force)
+        echo(f"wrote {plot_path}")
+        return
+    fs = alignment.fs
+    freqs = 1000.0 * 2.0 ** np.arange(-5, 5)
+    freqs = freqs[freqs < fs / 2]
+    for i, channel in enumerate(alignment.models):
+        name = "all channels" if len(alignment.models) == 1 else f"channel {i + 1}"
+        spec = channel.cascade.spec if channel.cascade is not None else "none"
+        click.echo(f"{name}: delay {channel.delay_samples:+.2f} samples, polarity {channel.polarity:+d}, "
+                   f"cascade {spec}, fs {fs:g} Hz")
+        phase, delay = channel.response(freqs, fs)
+        phase = np.degrees(phase)
+        click.echo(f"{'Hz':>8} {'phase deg':>10} {'delay ms':>9} {'samples':>9}")
+        for f, p, d in zip(freqs, phase, delay):
+            click.echo(f"{f:8.0f} {p:10.1f} {1000 * d / fs:9.3f} {d:9.1f}")

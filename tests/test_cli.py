@@ -1,0 +1,339 @@
+"""Tests of the ``apftools`` command line through click's CliRunner.
+
+Signals are 1 s of seeded pink noise at 48 kHz through a known delay,
+polarity and allpass cascade (:func:`apftools.synthetic.make_pair`), fitted
+with the true cascade structure so the answer is known. One module-scoped
+run of ``align --plot --mix 0.5`` serves the tests that inspect its outputs.
+"""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import scipy.signal
+import soundfile
+from click.testing import CliRunner
+
+from apftools import Alignment, __version__
+from apftools.cli import main
+from apftools.synthetic import make_pair, pink_noise
+
+FS = 48000
+SPEC = "2x2w"
+DELAY = 12.0  # samples
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def write(path, data, fs=FS):
+    """Write ``data`` (shape (C, N)) as 32-bit float WAV, so peaks above 0 dBFS survive."""
+    soundfile.write(str(path), np.atleast_2d(data).T, fs, subtype="FLOAT")
+    return path
+
+
+def read(path):
+    data, fs = soundfile.read(str(path), dtype="float64", always_2d=True)
+    return data.T, fs
+
+
+def float32_tol(x):
+    """One float32 step at the peak of ``x``: the rounding of a 32-bit float WAV."""
+    return 2.0**-23 * np.max(np.abs(x))
+
+
+def assert_error(result, *words, exit_code=1):
+    """A clean failure: the given exit status, no traceback, one ``Error:`` line naming the problem."""
+    assert result.exit_code == exit_code, (result.stdout, result.stderr, result.exception)
+    assert isinstance(result.exception, SystemExit)
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("Error: ")
+    for word in words:
+        assert word in lines[-1]
+    return lines
+
+
+def fail(*args, words=()):
+    """Run with --quiet (no progress) and check the error is the only line on stderr."""
+    lines = assert_error(run("--quiet", *args), *words)
+    assert len(lines) == 1, lines
+
+
+@pytest.fixture(scope="module")
+def pair():
+    return make_pair(spec=SPEC, fs=FS, seconds=1.0, delay_samples=DELAY, polarity=-1, rng=2)
+
+
+@pytest.fixture(scope="module")
+def inputs(pair, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("inputs")
+    return write(folder / "dry.wav", pair.dry), write(folder / "wet.wav", pair.wet)
+
+
+@pytest.fixture(scope="module")
+def happy(inputs, tmp_path_factory):
+    """One align run with --plot and --mix 0.5; returns (result, outdir)."""
+    outdir = tmp_path_factory.mktemp("happy") / "out"
+    result = run("align", *inputs, "-o", outdir, "--sections", SPEC, "--plot", "--mix", "0.5")
+    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
+    return result, outdir
+
+
+# --- align: the happy path ------------------------------------------------------------------------------------------
+
+def test_aligned_wav_matches_the_dry_format(happy, pair):
+    _, outdir = happy
+    info = soundfile.info(str(outdir / "aligned.wav"))
+    assert (info.frames, info.samplerate, info.channels, info.subtype) == (pair.dry.shape[1], FS, 1, "FLOAT")
+
+
+def test_model_json_renders_aligned_wav(happy, inputs):
+    _, outdir = happy
+    dry, _ = read(inputs[0])
+    aligned, _ = read(outdir / "aligned.wav")
+    expected = Alignment.load(outdir / "model.json").apply(dry)
+    np.testing.assert_allclose(aligned, expected, rtol=0, atol=float32_tol(expected))
+
+
+def test_report_improves_the_mix_and_recovers_delay_and_polarity(happy):
+    _, outdir = happy
+    report = json.loads((outdir / "report.json").read_text())
+    before, after = report["before"], report["after"]
+    # The wet is the polarity-inverted, delayed dry: the raw 50/50 mix cancels by several dB,
+    # and a model of the true structure makes it almost lossless.
+    assert before["mix_deficit_db"] < -3.0
+    assert after["mix_deficit_db"] > -0.5
+    (group,) = report["groups"]
+    assert group["polarity"] == -1 and group["spec"] == SPEC
+    # The cascade has the true structure and the noise is -60 dB, so the model is identifiable:
+    # its bulk delay is the true delay, not the true delay plus some cascade group delay.
+    assert group["delay_samples"] == pytest.approx(DELAY, abs=0.25)
+    assert report["warnings"] == []
+    assert report["settings"]["sections"] == SPEC and report["fs"] == FS
+    assert report["seconds"] > 0
+
+
+def test_model_phase_matches_the_true_effect(happy, pair):
+    _, outdir = happy
+    freqs = np.array([200.0, 1000.0, 4000.0])
+    phase, delay = Alignment.load(outdir / "model.json").models[0].response(freqs, FS)
+    true_phase = -2 * np.pi * freqs / FS * DELAY + np.pi + pair.cascade.phase(pair.theta, freqs)
+    true_delay = DELAY + pair.cascade.group_delay(pair.theta, freqs)
+    np.testing.assert_allclose(np.angle(np.exp(1j * (phase - true_phase))), 0, atol=np.radians(3))
+    np.testing.assert_allclose(delay, true_delay, atol=0.25)
+
+
+def test_summary_on_stdout_progress_on_stderr(happy):
+    result, _ = happy
+    assert "mix deficit" in result.stdout and "polarity inverted" in result.stdout
+    assert "aligning" in result.stderr and "aligning" not in result.stdout
+
+
+def test_plot_writes_a_png(happy):
+    _, outdir = happy
+    assert (outdir / "report.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_mix_is_the_weighted_sum_of_aligned_and_wet(happy, inputs):
+    _, outdir = happy
+    mix, fs = read(outdir / "mix.wav")
+    aligned, _ = read(outdir / "aligned.wav")
+    wet, _ = read(inputs[1])
+    expected = 0.5 * aligned + 0.5 * wet
+    assert fs == FS
+    np.testing.assert_allclose(mix, expected, rtol=0, atol=2 * float32_tol(expected))
+
+
+def test_no_temporary_files_left(happy):
+    _, outdir = happy
+    assert sorted(p.name for p in outdir.iterdir()) == [
+        "aligned.wav", "mix.wav", "model.json", "report.json", "report.png"]
+
+
+# --- align: channels, resampling, short wet -------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def stereo_inputs(tmp_path_factory):
+    stereo = make_pair(spec="1x2w", fs=FS, seconds=1.0, delay_samples=DELAY, polarity=1, n_channels=2, rng=3)
+    folder = tmp_path_factory.mktemp("stereo")
+    return write(folder / "dry.wav", stereo.dry), write(folder / "wet.wav", stereo.wet)
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_stereo_keeps_two_channels_quietly(stereo_inputs, tmp_path, per_channel):
+    flags = ["--per-channel"] if per_channel else []
+    result = run("--quiet", "align", *stereo_inputs, "-o", tmp_path / "out", "--sections", "1x2w", *flags)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "" and result.stderr == ""
+    assert soundfile.info(str(tmp_path / "out" / "aligned.wav")).channels == 2
+    model = Alignment.load(tmp_path / "out" / "model.json")
+    assert len(model.models) == (2 if per_channel else 1)
+    assert all(m.delay_samples == pytest.approx(DELAY, abs=0.25) and m.polarity == 1 for m in model.models)
+
+
+def test_resample_aligns_a_wet_at_another_rate(pair, inputs, tmp_path):
+    wet_44k = write(tmp_path / "wet44.wav", scipy.signal.resample_poly(pair.wet, 147, 160, axis=-1), 44100)
+    fail("align", inputs[0], wet_44k, "-o", tmp_path / "out", "--sections", SPEC,
+         words=("48000 Hz", "44100 Hz", "--resample"))
+    assert not (tmp_path / "out").exists()
+
+    result = run("align", inputs[0], wet_44k, "-o", tmp_path / "out", "--sections", SPEC, "--resample")
+    assert result.exit_code == 0, result.stderr
+    info = soundfile.info(str(tmp_path / "out" / "aligned.wav"))
+    assert (info.frames, info.samplerate) == (FS, FS)
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["inputs"]["wet_resampled_from_hz"] == 44100
+    assert report["groups"][0]["polarity"] == -1
+    assert report["after"]["mix_deficit_db"] > report["before"]["mix_deficit_db"] + 3.0
+
+
+def test_wet_shorter_than_dry_aligns_on_the_overlap(pair, inputs, tmp_path):
+    short_wet = write(tmp_path / "short.wav", pair.wet[:, : int(0.6 * FS)])
+    result = run("align", inputs[0], short_wet, "-o", tmp_path / "out", "--sections", SPEC)
+    assert result.exit_code == 0, result.stderr
+    assert soundfile.info(str(tmp_path / "out" / "aligned.wav")).frames == pair.dry.shape[1]
+    assert "warning:" in result.stdout and "shorter" in result.stdout
+    warnings = json.loads((tmp_path / "out" / "report.json").read_text())["warnings"]
+    assert any("shorter" in w and str(int(0.6 * FS)) in w for w in warnings)
+
+
+# --- align: bad input fails cleanly and writes nothing --------------------------------------------------------------
+
+def _bad_files(tmp_path, pair):
+    """name -> (dry path, wet path, words the message must contain)."""
+    dry, wet = write(tmp_path / "dry.wav", pair.dry), write(tmp_path / "wet.wav", pair.wet)
+    (tmp_path / "text.wav").write_text("not audio\n")
+    nan = pair.dry.copy()
+    nan[0, 1000:1010] = np.nan
+    rng = np.random.default_rng(0)
+    return {
+        "missing": (tmp_path / "missing.wav", wet, ("missing.wav", "no such file")),
+        "not audio": (tmp_path / "text.wav", wet, ("text.wav", "not an audio file")),
+        "channels": (dry, write(tmp_path / "wet2.wav", np.vstack([pair.wet, pair.wet])),
+                     ("1 channel", "has 2")),
+        "nan": (write(tmp_path / "nan.wav", nan), wet, ("nan.wav", "10 NaN/Inf samples")),
+        "silent": (write(tmp_path / "silent.wav", np.zeros_like(pair.dry)), wet, ("dry", "silent")),
+        "too short": (write(tmp_path / "d.wav", pink_noise(FS // 10, FS, rng)),
+                      write(tmp_path / "w.wav", pink_noise(FS // 10, FS, rng)), ("too short", "0.25 s")),
+    }
+
+
+@pytest.mark.parametrize("case", ["missing", "not audio", "channels", "nan", "silent", "too short"])
+def test_bad_input_is_refused_with_one_line(tmp_path, pair, case):
+    dry, wet, words = _bad_files(tmp_path, pair)[case]
+    fail("align", dry, wet, "-o", tmp_path / "out", "--sections", SPEC, words=words)
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_sections_spec(inputs, tmp_path):
+    fail("align", *inputs, "-o", tmp_path / "out", "--sections", "3x7q", words=("'3x7q'", "cascade spec"))
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("option, value", [("--mix", "1.5"), ("--max-delay-ms", "0"), ("--seed", "-1"),
+                                           ("--loss", "l1")])
+def test_bad_option_values_are_rejected_by_click(inputs, tmp_path, option, value):
+    result = run("align", *inputs, "-o", tmp_path / "out", option, value)
+    assert_error(result, option, value, exit_code=2)
+    assert not (tmp_path / "out").exists()
+
+
+# --- align: existing outputs and inputs -----------------------------------------------------------------------------
+
+def test_existing_outputs_need_force(happy, inputs, tmp_path):
+    outdir = shutil.copytree(happy[1], tmp_path / "out")
+    old = {p.name: p.read_bytes() for p in outdir.iterdir()}
+    fail("align", *inputs, "-o", outdir, "--sections", SPEC, "--mix", "0.5", words=("aligned.wav", "--force"))
+    assert {p.name: p.read_bytes() for p in outdir.iterdir()} == old
+
+    result = run("align", *inputs, "-o", outdir, "--sections", SPEC, "--force")
+    assert result.exit_code == 0, result.stderr
+    assert sorted(p.name for p in outdir.iterdir()) == sorted(old)
+    # same seed, same inputs: the replaced model renders the same audio
+    np.testing.assert_array_equal(read(outdir / "aligned.wav")[0], read(happy[1] / "aligned.wav")[0])
+
+
+def test_output_onto_the_dry_is_refused_even_with_force(pair, inputs, tmp_path):
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    dry = write(outdir / "aligned.wav", pair.dry)
+    before = dry.read_bytes()
+    fail("align", dry, inputs[1], "-o", outdir, "--sections", SPEC, "--force",
+         words=("aligned.wav", "inputs are never overwritten"))
+    assert dry.read_bytes() == before
+    assert [p.name for p in outdir.iterdir()] == ["aligned.wav"]
+
+
+# --- apply ----------------------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def other(tmp_path):
+    """A different stereo file at the model's rate: a shared model applies to every channel."""
+    return write(tmp_path / "other.wav", pink_noise(FS // 2, FS, np.random.default_rng(7), n_channels=2))
+
+
+def test_apply_renders_the_model(happy, other, tmp_path):
+    model = happy[1] / "model.json"
+    result = run("apply", model, other, "-o", tmp_path / "rendered.wav")
+    assert result.exit_code == 0, result.stderr
+    assert "2 channel(s)" in result.stdout and "0.50 s" in result.stdout
+    rendered, fs = read(tmp_path / "rendered.wav")
+    expected = Alignment.load(model).apply(read(other)[0])
+    assert fs == FS and rendered.shape == (2, FS // 2)
+    np.testing.assert_allclose(rendered, expected, rtol=0, atol=float32_tol(expected))
+
+
+def test_apply_refuses_another_sample_rate(happy, tmp_path):
+    source = write(tmp_path / "in44.wav", pink_noise(22050, 44100, np.random.default_rng(1)), 44100)
+    fail("apply", happy[1] / "model.json", source, "-o", tmp_path / "o.wav", words=("44100 Hz", "48000 Hz"))
+    assert not (tmp_path / "o.wav").exists()
+
+
+@pytest.mark.parametrize("target", ["source", "model"])
+def test_apply_never_overwrites_an_input(happy, other, tmp_path, target):
+    model = shutil.copy(happy[1] / "model.json", tmp_path / "model.json")
+    victim = {"source": other, "model": tmp_path / "model.json"}[target]
+    before = victim.read_bytes()
+    fail("apply", model, other, "-o", victim, "--force", words=("inputs are never overwritten",))
+    assert victim.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json", "other.wav"]
+
+
+def test_apply_refuses_a_file_that_is_not_a_model(inputs, other, tmp_path):
+    fail("apply", inputs[0], other, "-o", tmp_path / "o.wav", words=("dry.wav", "not valid JSON"))
+    assert not (tmp_path / "o.wav").exists()
+
+
+# --- response -------------------------------------------------------------------------------------------------------
+
+def test_response_table_matches_the_model(happy):
+    model = happy[1] / "model.json"
+    result = run("response", model)
+    assert result.exit_code == 0, result.stderr
+    rows = {float(line.split()[0]): [float(v) for v in line.split()[1:]]
+            for line in result.stdout.splitlines() if line.strip()[:1].isdigit()}
+    freqs = 1000.0 * 2.0 ** np.arange(-5, 5)  # octaves from 31.25 Hz, all below fs / 2
+    assert sorted(rows) == list(np.round(freqs))  # printed as whole Hz
+    phase, delay = Alignment.load(model).models[0].response(freqs, FS)
+    table = np.array([rows[f] for f in sorted(rows)])
+    np.testing.assert_allclose(table[:, 0], np.degrees(phase), atol=0.051)  # printed with one decimal
+    np.testing.assert_allclose(table[:, 1], 1000 * delay / FS, atol=0.00051)
+    np.testing.assert_allclose(table[:, 2], delay, atol=0.051)
+    assert "polarity -1" in result.stdout and f"fs {FS} Hz" in result.stdout
+
+
+def test_response_plot_writes_a_png(happy, tmp_path):
+    result = run("response", happy[1] / "model.json", "--plot", tmp_path / "r.png")
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "r.png").read_bytes()[:8] == PNG_MAGIC
+    fail("response", happy[1] / "model.json", "--plot", tmp_path / "r.png", words=("r.png", "--force"))
+
+
+def test_version():
+    result = run("--version")
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"apftools, version {__version__}"

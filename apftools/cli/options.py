@@ -3,6 +3,7 @@
 import contextlib
 import functools
 import os
+import sys
 
 import click
 
@@ -41,7 +42,7 @@ def progress_bar(label):
     if is_quiet():
         yield lambda fraction, text: None
         return
-    with click.progressbar(length=1000, label=label, file=click.get_text_stream("stderr"),
+    with click.progressbar(length=1000, label=label, file=sys.stderr,
                            show_eta=False, item_show_func=lambda text: text) as bar:
         def update(fraction, text):
             bar.update(max(0, int(1000 * fraction) - bar.pos), text)

@@ -236,12 +236,29 @@ def loudest_segment(x, fs, seconds):
     return start, start + length
 
 
+#: Warm-up before a loss segment: until the impulse response decays below WARMUP_TOL, at most MAX_WARMUP_S.
+WARMUP_TOL = 1e-3
+MAX_WARMUP_S = 1.0
+
+
+def segment_loss(cascade, loss_fn, dry, wet, fs, window, theta):
+    """The loss on the wet's ``window = (start, stop)`` as a function of theta, the filter state warmed up.
+
+    Filtering starts ``min(start, impulse-response length of theta to WARMUP_TOL, MAX_WARMUP_S)``
+    samples early, and the loss leaves that warm-up out, so a segment is not
+    judged on a filter restarted from rest (the research code's bug).
+    """
+    start, stop = window
+    warm = min(start, cascade.impulse_response_length(theta, tol=WARMUP_TOL), int(MAX_WARMUP_S * fs))
+    x, target = dry[..., start - warm:stop], wet[..., start:stop]
+    return lambda t: loss_fn(cascade.process(t, x)[..., warm:], target, fs)
+
+
 def fit_time(cascade, theta, dry, wet, fs, *, loss="mse", max_iter=60, segment_s=4.0, callback=None):
     """Stage 2: refine ``theta`` on audio, with exact gradients.
 
-    The loss is evaluated on the loudest ``segment_s`` seconds of the wet;
-    the cascade starts filtering up to 1 s earlier (as long as its impulse
-    response needs to decay to 1e-3) so the segment sees a warmed-up state.
+    The loss is evaluated on the loudest ``segment_s`` seconds of the wet,
+    with the filter state warmed up (:func:`segment_loss`).
 
     Parameters
     ----------
@@ -265,13 +282,7 @@ def fit_time(cascade, theta, dry, wet, fs, *, loss="mse", max_iter=60, segment_s
     cascade.check_fs(fs)
     loss_fn = get_loss(loss)
     start, stop = loudest_segment(wet, fs, segment_s)
-    warm = min(start, cascade.impulse_response_length(theta, tol=1e-3), int(fs))
-    x = dry[..., start - warm:stop]
-    target = wet[..., start:stop]
-
-    def raw(t):
-        return loss_fn(cascade.process(t, x)[..., warm:], target, fs)
-
+    raw = segment_loss(cascade, loss_fn, dry, wet, fs, (start, stop), theta)
     scale = float(raw(theta)) or 1.0
     objective = value_and_grad(lambda t: raw(t) / scale)
     history = [1.0]

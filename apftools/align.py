@@ -26,6 +26,7 @@ from . import fit as fitting
 from . import metrics
 from ._threads import blas_single_thread
 from ._validate import validate_fs, validate_signal
+from .biasnet import train_biasnet
 from .cascade import Cascade
 from .delay import apply_delay, estimate_delay
 from .errors import ApftoolsTypeError, ApftoolsValueError
@@ -33,6 +34,8 @@ from .response import log_grid, transfer_function
 
 ALIGNMENT_FORMAT = "apftools.alignment"
 ALIGNMENT_VERSION = 1
+#: Fitters: L-BFGS (phase fit from many starts, then audio) or BiasNet (Bargum et al.).
+METHODS = ("lbfgs", "biasnet")
 #: Specs tried, in order, by ``sections="auto"``.
 AUTO_SPECS = ("1x2w", "2x2w", "3x2w", "3x2w,1w", "4x2w,1w", "5x2w,1w", "6x2w,1w", "8x2w,1w", "10x2w,1w")
 #: Below this power-weighted coherence a static allpass cannot explain the wet.
@@ -103,8 +106,8 @@ class Alignment:
     models : list of ChannelModel
         One model shared by all channels, or one per channel.
     method : str
-        Which fitter produced the final model (``"lbfgs"``, ``"delay-only"``,
-        ``"none"``).
+        Which fitter produced the final model (``"lbfgs"``, ``"biasnet"``,
+        ``"biasnet+lbfgs"`` (polished), ``"delay-only"``, ``"none"``).
     report : dict
         Metrics before and after, delay, polarity, confidence, warnings,
         diagnostics and timing (JSON-ready).
@@ -222,10 +225,10 @@ def _select_order(grid, n_starts, rng, notes):
     return best_spec
 
 
-def _fit_group(dry, wet, fs, spec, loss, max_delay_s, n_starts, max_iter, segment_s, rng, progress):
+def _fit_group(dry, wet, fs, spec, settings, rng, progress):
     """Delay, polarity and cascade for one group of channels; returns (model, report entries)."""
     report = {"warnings": []}
-    estimate = estimate_delay(dry, wet, fs, max_delay_s)
+    estimate = estimate_delay(dry, wet, fs, settings["max_delay_s"])
     report["bulk_delay_samples"] = float(estimate.delay_samples)
     report["delay_confidence"] = float(estimate.confidence)
     if estimate.ambiguous:
@@ -238,29 +241,49 @@ def _fit_group(dry, wet, fs, spec, loss, max_delay_s, n_starts, max_iter, segmen
     progress(0.15, "response")
     if spec == "auto":
         report["order_selection"] = []
-        spec = _select_order(grid, max(4, n_starts // 2), rng, report["order_selection"])
+        spec = _select_order(grid, max(4, settings["n_starts"] // 2), rng, report["order_selection"])
     cascade = Cascade(spec, fs)
-    stage1 = fitting.fit_frequency(cascade, grid, n_starts=n_starts, rng=rng)
+    # stage 1 settles the residual delay and the polarity for either method: no allpass can undo
+    # a wrong polarity or a bulk delay estimated too long (GCC-PHAT includes the cascade's own delay)
+    stage1 = fitting.fit_frequency(cascade, grid, n_starts=settings["n_starts"], rng=rng)
     polarity = estimate.polarity * stage1.polarity
     delay = estimate.delay_samples + stage1.delay_samples
+    theta = stage1.theta
     report["frequency_fit"] = {"phase_loss": stage1.loss, "shape_losses": stage1.shape_losses}
     progress(0.4, "phase fit")
-    aligned_dry = polarity * apply_delay(dry, delay)
+    aligned = polarity * apply_delay(dry, delay)
+    if settings["method"] == "biasnet":  # the network starts afresh; only stage 1's delay and polarity are kept
+        seconds = dry.shape[-1] / fs
+        options = {"held_out_s": min(1.0, seconds / 4), "segment_s": min(0.5, seconds / 4), **settings["biasnet"]}
+        steps = options.get("max_steps", train_biasnet.__kwdefaults__["max_steps"])
 
-    def on_iteration(value):
-        progress(min(0.4 + 0.5 * len(history_box) / max(max_iter, 1), 0.9), f"refine {value:.3g}")
-        history_box.append(value)
+        def on_step(step, value):
+            progress(0.4 + 0.4 * step / steps, f"biasnet {value:.3g}")
 
-    history_box = []
-    stage2 = fitting.fit_time(cascade, stage1.theta, aligned_dry, wet, fs, loss=loss, max_iter=max_iter,
-                              segment_s=segment_s, callback=on_iteration)
-    report["time_fit"] = {"loss": loss, "history": stage2.history, "segment_samples": list(stage2.segment)}
+        trained = train_biasnet(cascade, aligned, wet, fs, loss=settings["loss"], rng=rng, callback=on_step,
+                                **options)
+        theta = trained.theta
+        report["biasnet"] = {"held_out_loss": trained.loss, "steps": trained.steps, "seconds": trained.seconds,
+                             "network_params": trained.network_params_count,
+                             "held_out_history": trained.held_out_history}
+    if settings["method"] == "lbfgs" or settings["polish"]:
+        history = []
+
+        def on_iteration(value):
+            history.append(value)
+            progress(min(0.9, 0.4 + 0.5 * len(history) / max(settings["max_iter"], 1)), f"refine {value:.3g}")
+
+        stage2 = fitting.fit_time(cascade, theta, aligned, wet, fs, loss=settings["loss"], max_iter=settings["max_iter"],
+                                  segment_s=settings["segment_s"], callback=on_iteration)
+        theta = stage2.theta
+        report["time_fit"] = {"loss": settings["loss"], "history": stage2.history,
+                              "segment_samples": list(stage2.segment)}
     report.update(delay_samples=float(delay), polarity=int(polarity), spec=cascade.spec)
-    return ChannelModel(delay, polarity, cascade, stage2.theta), report
+    return ChannelModel(delay, polarity, cascade, theta), report
 
 
-def align(dry, wet, fs, *, sections="3x2w,1w", loss="mse", max_delay_s=0.1, seed=0, per_channel=False,
-          n_starts=16, max_iter=60, segment_s=4.0, progress=None):
+def align(dry, wet, fs, *, sections="3x2w,1w", method="lbfgs", loss="mse", max_delay_s=0.1, seed=0,
+          per_channel=False, n_starts=32, max_iter=60, segment_s=4.0, polish=False, biasnet=None, progress=None):
     """Align ``dry`` with ``wet``: estimate delay, polarity and the effect's phase response.
 
     Parameters
@@ -273,6 +296,10 @@ def align(dry, wet, fs, *, sections="3x2w,1w", loss="mse", max_delay_s=0.1, seed
     sections : str
         Cascade spec (e.g. ``"3x2w,1w"``) or ``"auto"`` (grow along
         :data:`AUTO_SPECS` while a held-out phase error improves).
+    method : {"lbfgs", "biasnet"}
+        ``"lbfgs"``: phase fit from many starts, then refinement on the audio.
+        ``"biasnet"``: train the over-parameterised network of Bargum et al.
+        (:func:`apftools.biasnet.train_biasnet`) on the audio.
     loss : str
         Time-domain loss, a name from :data:`apftools.losses.LOSSES`.
     max_delay_s : float
@@ -284,6 +311,11 @@ def align(dry, wet, fs, *, sections="3x2w,1w", loss="mse", max_delay_s=0.1, seed
         the stereo image).
     n_starts, max_iter, segment_s
         Stage-1 starts, stage-2 L-BFGS iterations, stage-2 segment length (s).
+    polish : bool
+        With ``method="biasnet"``, refine its result with the stage-2 L-BFGS.
+    biasnet : dict, optional
+        Keyword arguments for :func:`~apftools.biasnet.train_biasnet`
+        (``layer_sizes``, ``shared``, ``learning_rate``, ``max_steps``, ...).
     progress : callable, optional
         ``progress(fraction, label)`` as the work advances.
 
@@ -307,6 +339,11 @@ def align(dry, wet, fs, *, sections="3x2w,1w", loss="mse", max_delay_s=0.1, seed
     dry, wet = validate_signal(dry, "dry"), validate_signal(wet, "wet")
     if sections != "auto":
         Cascade(sections, fs)  # refuse a bad spec before any work
+    if method not in METHODS:
+        raise ApftoolsValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    label = "biasnet+lbfgs" if method == "biasnet" and polish else method
+    settings = {"method": method, "loss": loss, "max_delay_s": max_delay_s, "n_starts": n_starts,
+                "max_iter": max_iter, "segment_s": segment_s, "polish": polish, "biasnet": dict(biasnet or {})}
     shape = dry.shape
     dry2, wet2 = np.atleast_2d(dry), np.atleast_2d(wet)
     if dry2.shape[0] != wet2.shape[0]:
@@ -342,24 +379,23 @@ def align(dry, wet, fs, *, sections="3x2w,1w", loss="mse", max_delay_s=0.1, seed
             def group_progress(fraction, label, i=i):
                 progress((i + fraction) / len(groups), label)
 
-            model, report = _fit_group(dry2[channels], wet2[channels], fs, sections, loss, max_delay_s, n_starts,
-                                       max_iter, segment_s, rng, group_progress)
+            model, report = _fit_group(dry2[channels], wet2[channels], fs, sections, settings, rng, group_progress)
             fitted.append((model, report))
             warnings += report.pop("warnings")
 
     # keep the fitted model unless delay and polarity alone, or nothing at all, mix better
     candidates = {
-        "lbfgs": [m for m, _ in fitted],
+        label: [m for m, _ in fitted],
         "delay-only": [ChannelModel(m.delay_samples, m.polarity) for m, _ in fitted],
         "none": [ChannelModel(0.0, 1) for _ in groups],
     }
-    scores = {method: metrics.mix_report(Alignment(fs, models).apply(dry2), wet2, fs) if method != "none" else before
-              for method, models in candidates.items()}
+    scores = {name: metrics.mix_report(Alignment(fs, models).apply(dry2), wet2, fs) if name != "none" else before
+              for name, models in candidates.items()}
     best = max(score["mix_deficit_db"] for score in scores.values())
-    chosen = next(method for method in candidates if scores[method]["mix_deficit_db"] >= best)
-    if chosen != "lbfgs":
+    chosen = next(name for name in candidates if scores[name]["mix_deficit_db"] >= best)
+    if chosen != label:
         warnings.append(f"the fitted allpass made the 50/50 mix worse than {chosen!r} "
-                        f"({scores['lbfgs']['mix_deficit_db']:.2f} vs {best:.2f} dB); keeping {chosen!r}")
+                        f"({scores[label]['mix_deficit_db']:.2f} vs {best:.2f} dB); keeping {chosen!r}")
     after, models = scores[chosen], candidates[chosen]
     progress(1.0, "done")
     report = {

@@ -337,3 +337,29 @@ def test_version():
     result = run("--version")
     assert result.exit_code == 0
     assert result.stdout.strip() == f"apftools, version {__version__}"
+
+
+@pytest.mark.parametrize("polish", [False, True])
+def test_align_with_biasnet(inputs, tmp_path, polish):
+    dry, wet = inputs
+    outdir = tmp_path / "out"
+    args = ["--quiet", "align", dry, wet, "-o", outdir, "--sections", SPEC, "--method", "biasnet",
+            "--layers", "32,32", "--steps", "300"] + (["--polish"] if polish else [])
+    result = run(*args)
+    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
+    report = json.loads((outdir / "report.json").read_text())
+    assert report["method"] == ("biasnet+lbfgs" if polish else "biasnet")
+    assert report["settings"]["layers"] == [32, 32]
+    assert report["groups"][0]["biasnet"]["steps"] <= 300
+    assert ("time_fit" in report["groups"][0]) == polish
+    assert report["after"]["mix_deficit_db"] > report["before"]["mix_deficit_db"] + 3.0
+    # the model is plain physical parameters, applied without the network
+    aligned, _ = read(outdir / "aligned.wav")
+    np.testing.assert_allclose(Alignment.load(outdir / "model.json").apply(read(dry)[0]), aligned,
+                               atol=float32_tol(aligned))
+
+
+def test_bad_layers_are_refused(inputs, tmp_path):
+    dry, wet = inputs
+    assert_error(run("--quiet", "align", dry, wet, "-o", tmp_path / "out", "--layers", "64,x"),
+                 "--layers", "64,x", exit_code=2)

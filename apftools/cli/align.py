@@ -24,6 +24,13 @@ def _resample(signal, fs_from, fs_to):
               help="Output directory (created if missing).")
 @click.option("--sections", default="3x2w,1w", show_default=True,
               help="Cascade spec such as '3x2w,1w', or 'auto' to choose the order.")
+@click.option("--method", default="lbfgs", show_default=True, type=click.Choice(["lbfgs", "biasnet"]),
+              help="Fitter: L-BFGS from many starts, or the BiasNet network of Bargum et al. (slower).")
+@click.option("--polish", is_flag=True, help="With --method biasnet, refine the network's result with L-BFGS.")
+@click.option("--layers", default="1024,512,256,128", show_default=True,
+              help="With --method biasnet: hidden layer sizes per section (the paper's by default).")
+@click.option("--steps", default=1000, show_default=True, type=click.IntRange(min=1),
+              help="With --method biasnet: most Adam steps (early stopping may end sooner).")
 @click.option("--loss", default="mse", show_default=True,
               type=click.Choice(["mse", "esr", "ncc", "stft_sum", "mr_stft_sum"]),
               help="Time-domain loss for the refinement.")
@@ -37,11 +44,17 @@ def _resample(signal, fs_from, fs_to):
               help="Also write mix.wav: aligned dry and wet mixed at this wet ratio.")
 @force_option
 @reports_errors
-def align(dry, wet, outdir, sections, loss, max_delay_ms, seed, per_channel, resample, plot, mix_ratio, force):
+def align(dry, wet, outdir, sections, method, polish, layers, steps, loss, max_delay_ms, seed, per_channel, resample,
+          plot, mix_ratio, force):
     """Align DRY with WET; write aligned.wav, model.json and report.json to OUTDIR."""
     from .. import align as align_signals
     from ..io import read_audio, write_audio, write_json
 
+    try:
+        layer_sizes = tuple(int(size) for size in layers.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers such as 64,64, got {layers!r}",
+                                 param_hint="--layers") from None
     outputs = {name: os.path.join(outdir, name) for name in ("aligned.wav", "model.json", "report.json")}
     if plot:
         outputs["report.png"] = os.path.join(outdir, "report.png")
@@ -60,13 +73,15 @@ def align(dry, wet, outdir, sections, loss, max_delay_ms, seed, per_channel, res
         raise click.ClickException(f"{dry} has {dry_signal.shape[0]} channel(s) but {wet} has {wet_signal.shape[0]}")
 
     with progress_bar("aligning") as update:
-        result = align_signals(dry_signal, wet_signal, fs, sections=sections, loss=loss,
-                               max_delay_s=max_delay_ms / 1000.0, seed=seed, per_channel=per_channel,
+        result = align_signals(dry_signal, wet_signal, fs, sections=sections, method=method, polish=polish,
+                               loss=loss, max_delay_s=max_delay_ms / 1000.0, seed=seed, per_channel=per_channel,
+                               biasnet={"layer_sizes": layer_sizes, "max_steps": steps},
                                progress=update)
     aligned = result.apply(dry_signal)
     report = dict(result.report, inputs={"dry": os.path.abspath(dry), "wet": os.path.abspath(wet),
                                          "wet_resampled_from_hz": fs_wet if fs_wet != fs else None},
-                  settings={"sections": sections, "loss": loss, "max_delay_ms": max_delay_ms, "seed": seed},
+                  settings={"sections": sections, "method": method, "polish": polish, "layers": layer_sizes,
+                            "steps": steps, "loss": loss, "max_delay_ms": max_delay_ms, "seed": seed},
                   versions={"apftools": __version__, "python": platform.python_version()})
     figure = None
     if plot:

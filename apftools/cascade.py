@@ -153,7 +153,9 @@ class Cascade:
         return np.concatenate(blocks, axis=-2)[..., self._unpermute, :]
 
     def sos_jacobian(self, theta, step=1e-30):
-        """Coefficients and their derivatives: ``(sos, d sos / d theta)``, shapes (n_sections, 6) and (n_sections, 6, n_params).
+        """Coefficients and their derivatives, ``(sos, d sos / d theta)``.
+
+        Shapes (n_sections, 6) and (n_sections, 6, n_params).
 
         A section's coefficients depend only on its own parameters, so
         stepping the j-th parameter of every section at once yields all the

@@ -26,6 +26,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ._validate import validate_fs
 from .errors import ApftoolsTypeError, ApftoolsValueError
+from .response import frame_length
 
 _EPS = 1e-12
 
@@ -138,7 +139,7 @@ def stft_frame_length(fs, frame_s):
         raise ApftoolsTypeError(f"frame_s must be a real number of seconds, got {frame_s!r}")
     if not np.isfinite(frame_s) or frame_s <= 0:
         raise ApftoolsValueError(f"frame_s must be a positive finite duration in seconds, got {frame_s!r}")
-    return 2 ** max(2, int(np.round(np.log2(frame_s * fs))))
+    return frame_length(frame_s, fs)
 
 
 class _StftPlan(NamedTuple):

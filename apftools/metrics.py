@@ -28,7 +28,7 @@ import scipy.signal
 
 from ._validate import validate_fs, validate_signal
 from .errors import ApftoolsValueError
-from .response import transfer_function
+from .response import frame_length as _frame_length, transfer_function
 
 MIN_DB = -120.0
 """Floor of every dB value here (stands in for :math:`-\\infty`, perfect cancellation)."""
@@ -78,7 +78,7 @@ def frame_length(fs, n_samples):
     if n_samples < MIN_SAMPLES:
         raise ApftoolsValueError(
             f"signals of {n_samples} samples are too short for spectral metrics; at least {MIN_SAMPLES} are needed")
-    return int(min(2 ** int(round(np.log2(0.043 * fs))), 2 ** int(np.log2(n_samples))))
+    return _frame_length(0.043, fs, n_samples)
 
 
 def _f_high(fs):

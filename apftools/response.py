@@ -74,10 +74,18 @@ class TransferFunction:
                                 self.group_delay[mask], self.fs)
 
 
+def frame_length(seconds, fs, max_samples=None):
+    """The power of two nearest ``seconds * fs`` samples (at least 4), at most ``max_samples`` rounded down to one.
+
+    The one rule for STFT and Welch frames here, so they scale with the sample rate.
+    """
+    n = 2 ** max(2, int(round(np.log2(seconds * fs))))
+    return n if max_samples is None else min(n, 2 ** int(np.log2(max_samples)))
+
+
 def default_nperseg(fs, n_samples):
-    """Welch segment length: about 0.17 s (8192 samples at 48 kHz), a power of two, at most a quarter of the signal."""
-    target = 2 ** int(round(np.log2(0.17 * fs)))
-    return int(max(64, min(target, 2 ** int(np.log2(max(n_samples // 4, 64))))))
+    """Welch segment length: about 0.17 s (8192 samples at 48 kHz), at most a quarter of the signal, at least 64."""
+    return max(64, frame_length(0.17, fs, max(n_samples // 4, 64)))
 
 
 def transfer_function(dry, wet, fs, *, nperseg=None):

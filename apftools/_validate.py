@@ -25,6 +25,15 @@ def validate_fs(fs):
     return fs
 
 
+def validate_positive(value, name):
+    """Return ``value`` as a positive finite float, or raise naming ``name`` and the value."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ApftoolsTypeError(f"{name} must be a real number, got {value!r}")
+    if not np.isfinite(value) or value <= 0:
+        raise ApftoolsValueError(f"{name} must be positive and finite, got {value!r}")
+    return float(value)
+
+
 def validate_sos(sos):
     """Return ``sos`` as a float64 array of shape (n_sections, 6) or raise.
 

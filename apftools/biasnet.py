@@ -43,7 +43,7 @@ from autograd import value_and_grad
 from autograd.extend import defvjp, primitive
 
 from ._threads import blas_single_thread
-from ._validate import validate_signal
+from ._validate import validate_positive, validate_signal
 from .cascade import Cascade
 from .errors import ApftoolsTypeError, ApftoolsValueError
 from .fit import loudest_segment, segment_loss
@@ -364,16 +364,16 @@ def train_biasnet(cascade, dry, wet, fs, *, loss="mse", layer_sizes=PAPER_LAYER_
             f"got {dry.shape} and {wet.shape}")
     loss_fn = get_loss(loss)
     sizes = _layer_sizes(layer_sizes, "layer_sizes", minimum=1)
-    learning_rate = _positive(learning_rate, "learning_rate")
+    learning_rate = validate_positive(learning_rate, "learning_rate")
     max_steps = _count(max_steps, "max_steps")
     eval_every = _count(eval_every, "eval_every")
     patience = _count(patience, "patience")
-    max_seconds = np.inf if max_seconds is None else _positive(max_seconds, "max_seconds")
+    max_seconds = np.inf if max_seconds is None else validate_positive(max_seconds, "max_seconds")
     if callback is not None and not callable(callback):
         raise ApftoolsTypeError(f"callback must be callable as callback(step, loss), got {callback!r}")
     n = dry.shape[-1]
-    held_out = loudest_segment(wet, fs, _positive(held_out_s, "held_out_s"))
-    length = 1 if segment_s is None else int(round(_positive(segment_s, "segment_s") * fs))
+    held_out = loudest_segment(wet, fs, validate_positive(held_out_s, "held_out_s"))
+    length = 1 if segment_s is None else int(round(validate_positive(segment_s, "segment_s") * fs))
     # segment starts that keep [start, start + length) off the held-out window: before it, then after it
     before, after = max(0, held_out[0] - length + 1), max(0, n - length + 1 - held_out[1])
     if length < 1 or before + after == 0:
@@ -434,14 +434,6 @@ def _layer_sizes(sizes, name, minimum):
                                        for s in sizes):
         raise ApftoolsValueError(f"{name} must hold at least {minimum} positive int(s), got {sizes!r}")
     return tuple(int(s) for s in sizes)
-
-
-def _positive(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ApftoolsTypeError(f"{name} must be a real number, got {value!r}")
-    if not np.isfinite(value) or value <= 0:
-        raise ApftoolsValueError(f"{name} must be positive and finite, got {value!r}")
-    return float(value)
 
 
 def _count(value, name):

@@ -18,7 +18,7 @@ import scipy.fft
 import scipy.signal
 import scipy.special
 
-from ._validate import validate_fs, validate_signal
+from ._validate import validate_fs, validate_positive, validate_signal
 from .errors import ApftoolsTypeError, ApftoolsValueError
 
 #: Below this peak prominence (``1 - second / first``) a delay estimate is flagged ambiguous.  Measured
@@ -66,14 +66,6 @@ class DelayEstimate:
     confidence: float
     ambiguous: bool
     max_delay_samples: int
-
-
-def _validate_positive(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ApftoolsTypeError(f"{name} must be a real number, got {value!r}")
-    if not np.isfinite(value) or value <= 0:
-        raise ApftoolsValueError(f"{name} must be positive and finite, got {value!r}")
-    return float(value)
 
 
 def _band_weight(freqs_hz, band_hz, fs):
@@ -197,7 +189,7 @@ def estimate_delay(dry, wet, fs, max_delay_s=0.1, *, band_hz=(50.0, None)):
     (25.5, -1, False)
     """
     fs = validate_fs(fs)
-    max_delay_s = _validate_positive(max_delay_s, "max_delay_s")
+    max_delay_s = validate_positive(max_delay_s, "max_delay_s")
     dry, wet = validate_signal(dry, "dry"), validate_signal(wet, "wet")
     if dry.ndim > 2 or wet.ndim > 2:
         raise ApftoolsValueError(

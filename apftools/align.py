@@ -367,8 +367,13 @@ def align(dry, wet, fs, *, sections="3x2w,1w", method="lbfgs", loss="mse", max_d
     coherence = metrics.coherence_summary(dry2, wet2, fs)
     drift = _phase_drift_deg(dry2, wet2, fs)
     if coherence < MIN_COHERENCE:
-        warnings.append(f"low coherence between dry and wet ({coherence:.2f} < {MIN_COHERENCE}): noise, distortion "
-                        "or a time-varying effect that a static allpass cannot fully explain")
+        channel_coherence = [metrics.coherence_summary(d, w, fs) for d, w in zip(dry2, wet2)]
+        if not per_channel and len(groups) == 1 and len(dry2) > 1 and min(channel_coherence) >= MIN_COHERENCE:
+            warnings.append(f"the channels respond differently (coherence {coherence:.2f} over all channels, "
+                            f"at least {min(channel_coherence):.2f} per channel); try --per-channel")
+        else:
+            warnings.append(f"low coherence between dry and wet ({coherence:.2f} < {MIN_COHERENCE}): noise, "
+                            "distortion or a time-varying effect that a static allpass cannot fully explain")
     if drift > MAX_PHASE_DRIFT_DEG:
         warnings.append(f"the effect's phase response changes over time ({drift:.0f} degrees between the halves): "
                         "a time-varying effect (phaser, chorus?) that a static allpass cannot follow")

@@ -83,6 +83,16 @@ def test_stereo_shares_one_model_unless_per_channel():
         assert result.report["after"]["mix_deficit_db"] > -0.05
 
 
+def test_channels_with_different_effects_suggest_per_channel():
+    dry = pink_noise(2 * FS, FS, np.random.default_rng(13), n_channels=2)
+    wet = np.stack([dry[0], -np.concatenate([np.zeros(30), dry[1, :-30]])])  # right channel late and inverted
+    shared = align(dry, wet, FS, sections="1x2w")
+    assert any("--per-channel" in w for w in shared.warnings)
+    separate = align(dry, wet, FS, sections="1x2w", per_channel=True)
+    assert [m.polarity for m in separate.models] == [1, -1]
+    assert separate.report["after"]["mix_deficit_db"] > -0.01
+
+
 def test_delay_and_polarity_only_effect():
     dry = pink_noise(FS, FS, np.random.default_rng(5))[0]
     wet = -np.concatenate([np.zeros(100), dry[:-100]])

@@ -6,6 +6,8 @@ import platform
 import click
 
 from .. import __version__
+from ..align import METHODS
+from ..losses import LOSSES
 from .options import check_outputs, echo, force_option, progress_bar, reports_errors
 
 
@@ -24,7 +26,7 @@ def _resample(signal, fs_from, fs_to):
               help="Output directory (created if missing).")
 @click.option("--sections", default="3x2w,1w", show_default=True,
               help="Cascade spec such as '3x2w,1w', or 'auto' to choose the order.")
-@click.option("--method", default="lbfgs", show_default=True, type=click.Choice(["lbfgs", "biasnet"]),
+@click.option("--method", default="lbfgs", show_default=True, type=click.Choice(METHODS),
               help="Fitter: L-BFGS from many starts, or the BiasNet network of Bargum et al. (slower).")
 @click.option("--polish", is_flag=True, help="With --method biasnet, refine the network's result with L-BFGS.")
 @click.option("--layers", default="1024,512,256,128", show_default=True,
@@ -32,7 +34,7 @@ def _resample(signal, fs_from, fs_to):
 @click.option("--steps", default=1000, show_default=True, type=click.IntRange(min=1),
               help="With --method biasnet: most Adam steps (early stopping may end sooner).")
 @click.option("--loss", default="mse", show_default=True,
-              type=click.Choice(["mse", "esr", "ncc", "stft_sum", "mr_stft_sum"]),
+              type=click.Choice(list(LOSSES)),
               help="Time-domain loss for the refinement.")
 @click.option("--max-delay-ms", default=100.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
               help="Largest bulk delay searched, either sign.")

@@ -67,3 +67,22 @@ def validate_signal(x, name="x"):
     if not np.all(np.isfinite(x)):
         raise ApftoolsValueError(f"{name} contains NaN or Inf samples")
     return x
+
+
+def validate_pair(dry, wet):
+    """Validated float64 (C, N) views of dry and wet cut to their common length.
+
+    Shapes (N,) or (C, N) with the same channel count; silent signals are refused.
+    """
+    dry, wet = validate_signal(dry, "dry"), validate_signal(wet, "wet")
+    if dry.ndim > 2 or wet.ndim > 2:
+        raise ApftoolsValueError(f"dry and wet must have shape (N,) or (C, N), got {dry.shape} and {wet.shape}")
+    dry, wet = np.atleast_2d(dry), np.atleast_2d(wet)
+    if dry.shape[0] != wet.shape[0]:
+        raise ApftoolsValueError(f"dry has {dry.shape[0]} channel(s) and wet has {wet.shape[0]}; they must match")
+    n = min(dry.shape[1], wet.shape[1])
+    dry, wet = dry[:, :n], wet[:, :n]
+    for name, signal in (("dry", dry), ("wet", wet)):
+        if not np.any(signal):
+            raise ApftoolsValueError(f"the {name} signal is silent (all {n} common samples are zero)")
+    return dry, wet

@@ -25,7 +25,7 @@ import numpy as np
 from . import fit as fitting
 from . import metrics
 from ._threads import blas_single_thread
-from ._validate import validate_fs, validate_signal
+from ._validate import validate_fs, validate_pair, validate_signal
 from .biasnet import train_biasnet
 from .cascade import Cascade
 from .delay import apply_delay, estimate_delay
@@ -336,7 +336,7 @@ def align(dry, wet, fs, *, sections="3x2w,1w", method="lbfgs", loss="mse", max_d
     """
     start_time = time.perf_counter()
     fs = validate_fs(fs)
-    dry, wet = validate_signal(dry, "dry"), validate_signal(wet, "wet")
+    dry2, wet2 = validate_pair(dry, wet)
     if sections != "auto":
         Cascade(sections, fs)  # refuse a bad spec before any work
     if method not in METHODS:
@@ -344,19 +344,10 @@ def align(dry, wet, fs, *, sections="3x2w,1w", method="lbfgs", loss="mse", max_d
     label = "biasnet+lbfgs" if method == "biasnet" and polish else method
     settings = {"method": method, "loss": loss, "max_delay_s": max_delay_s, "n_starts": n_starts,
                 "max_iter": max_iter, "segment_s": segment_s, "polish": polish, "biasnet": dict(biasnet or {})}
-    shape = dry.shape
-    dry2, wet2 = np.atleast_2d(dry), np.atleast_2d(wet)
-    if dry2.shape[0] != wet2.shape[0]:
-        raise ApftoolsValueError(f"dry has {dry2.shape[0]} channel(s) and wet has {wet2.shape[0]}; they must match")
+    n, n_dry, n_wet = dry2.shape[-1], np.shape(dry)[-1], np.shape(wet)[-1]
     warnings = []
-    n = min(dry2.shape[-1], wet2.shape[-1])
-    if wet2.shape[-1] < dry2.shape[-1]:
-        warnings.append(f"the wet ({wet2.shape[-1]} samples) is shorter than the dry ({dry2.shape[-1]}); "
-                        f"aligned on the first {n} samples")
-    dry2, wet2 = dry2[:, :n], wet2[:, :n]
-    for name, signal in (("dry", dry2), ("wet", wet2)):
-        if not np.any(signal):
-            raise ApftoolsValueError(f"the {name} signal is silent")
+    if n_wet < n_dry:
+        warnings.append(f"the wet ({n_wet} samples) is shorter than the dry ({n_dry}); aligned on the first {n} samples")
     if n < int(0.25 * fs):
         raise ApftoolsValueError(f"signals of {n} samples ({n / fs:.3f} s) are too short; at least 0.25 s is needed")
     progress = progress or (lambda fraction, label: None)
@@ -406,7 +397,7 @@ def align(dry, wet, fs, *, sections="3x2w,1w", method="lbfgs", loss="mse", max_d
     report = {
         "method": chosen,
         "fs": fs,
-        "channels": shape[0] if len(shape) > 1 else 1,
+        "channels": dry2.shape[0],
         "per_channel": per_channel,
         "coherence": coherence,
         "phase_drift_deg": drift,

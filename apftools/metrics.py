@@ -26,7 +26,7 @@ for neural modelling of audio systems", Proc. IEEE ICASSP 2020, pp. 251-255.
 import numpy as np
 import scipy.signal
 
-from ._validate import validate_fs, validate_signal
+from ._validate import validate_fs, validate_pair
 from .errors import ApftoolsValueError
 from .response import frame_length as _frame_length, transfer_function
 
@@ -49,22 +49,6 @@ MIN_SAMPLES = 64
 def _db(ratio):
     """10 log10 of a non-negative power ratio, floored at :data:`MIN_DB` (no warning at 0)."""
     return 10.0 * np.log10(np.maximum(ratio, 10.0 ** (MIN_DB / 10.0)))
-
-
-def _pair(dry, wet):
-    """Validated float64 (C, N) views of dry and wet cut to their common length; silent signals refused."""
-    dry, wet = validate_signal(dry, "dry"), validate_signal(wet, "wet")
-    if dry.ndim > 2 or wet.ndim > 2:
-        raise ApftoolsValueError(f"dry and wet must have shape (N,) or (C, N), got {dry.shape} and {wet.shape}")
-    dry, wet = np.atleast_2d(dry), np.atleast_2d(wet)
-    if dry.shape[0] != wet.shape[0]:
-        raise ApftoolsValueError(f"dry has {dry.shape[0]} channel(s) and wet has {wet.shape[0]}; they must match")
-    n = min(dry.shape[1], wet.shape[1])
-    dry, wet = dry[:, :n], wet[:, :n]
-    for name, signal in (("dry", dry), ("wet", wet)):
-        if not np.any(signal):
-            raise ApftoolsValueError(f"the {name} signal is silent (all {n} common samples are zero)")
-    return dry, wet
 
 
 def frame_length(fs, n_samples):
@@ -107,7 +91,7 @@ def level_match_gain(dry, wet):
     >>> level_match_gain([1.0, -1.0], [0.5, -0.5])
     2.0
     """
-    dry, wet = _pair(dry, wet)
+    dry, wet = validate_pair(dry, wet)
     return float(np.sqrt(np.sum(dry**2) / np.sum(wet**2)))
 
 
@@ -118,7 +102,7 @@ def _mix_sums(dry, wet, fs):
     75% overlap, no zero-padded edges), so every frame tapers to zero.
     """
     fs = validate_fs(fs)
-    dry, wet = _pair(dry, wet)
+    dry, wet = validate_pair(dry, wet)
     wet = level_match_gain(dry, wet) * wet
     nperseg = frame_length(fs, dry.shape[1])
     kwargs = {"fs": fs, "window": "hann", "nperseg": nperseg, "noverlap": 3 * nperseg // 4,
@@ -248,7 +232,7 @@ def worst_band(centres, deficit):
 def _welch(dry, wet, fs):
     """Welch transfer function (channels summed) restricted to 20 Hz..min(20 kHz, 0.45 fs)."""
     fs = validate_fs(fs)
-    dry, wet = _pair(dry, wet)
+    dry, wet = validate_pair(dry, wet)
     tf = transfer_function(dry, wet, fs, nperseg=frame_length(fs, dry.shape[1]))
     return tf.select((tf.freqs_hz >= F_LOW_HZ) & (tf.freqs_hz <= _f_high(fs)))
 
@@ -305,7 +289,7 @@ def esr(dry, wet):
     -------
     float
     """
-    dry, wet = _pair(dry, wet)
+    dry, wet = validate_pair(dry, wet)
     return float(np.sum((wet - dry) ** 2) / np.sum(wet**2))
 
 
@@ -328,7 +312,7 @@ def ncc(dry, wet):
         1 for identical (or scaled) signals, -1 for inverted, about 0 for
         uncorrelated or 90-degree-shifted ones.
     """
-    dry, wet = _pair(dry, wet)
+    dry, wet = validate_pair(dry, wet)
     value = np.sum(dry * wet) / np.sqrt(np.sum(dry**2) * np.sum(wet**2))
     return float(np.clip(value, -1.0, 1.0))
 
@@ -371,7 +355,7 @@ def residual_delay_samples(dry, wet, fs):
     """
     from .delay import estimate_delay
 
-    dry, wet = _pair(dry, wet)
+    dry, wet = validate_pair(dry, wet)
     return float(estimate_delay(dry, wet, validate_fs(fs)).delay_samples)
 
 
@@ -393,7 +377,7 @@ def mix_report(dry, wet, fs):
         ``ncc``, ``coherence`` and ``residual_delay_samples``.
     """
     fs = validate_fs(fs)
-    dry, wet = _pair(dry, wet)
+    dry, wet = validate_pair(dry, wet)
     freqs, numerator, denominator = _mix_sums(dry, wet, fs)
     band_hz, band_db = worst_band(*_bands(freqs, numerator, denominator, fs))
     tf = _welch(dry, wet, fs)

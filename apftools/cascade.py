@@ -6,7 +6,6 @@ sample rate); the parameters live in a separate unconstrained vector
 taking ``theta`` is differentiable with autograd.
 """
 
-import numbers
 import warnings
 
 import autograd.numpy as anp
@@ -131,12 +130,11 @@ class Cascade:
             raise ApftoolsValueError(f"theta must have shape ({self.n_params},) for {self!r}, got {shape}")
 
     def _group_physical(self, group, u):
-        """Physical (R, fc, a) arrays of one order group from u = tanh(theta) (padded)."""
+        """Physical (R, fc, a) arrays of one order group from u = tanh(theta) (padded), inside param_bounds."""
         a = group.warped * st.RANGES["a"].denormalise(u[..., group.index["a"]])
-        r_high = st.radius_bound(a, group.stretch)
-        R = st.RANGES["R"].denormalise(u[..., group.index["R"]], high=r_high)
-        fc_low, fc_high = st.fc_bounds(group.order, self.fs, group.stretch, a)
-        fc = st.RANGES["fc"].denormalise(u[..., group.index["fc"]], low=fc_low, high=fc_high)
+        bounds = st.param_bounds(group.order, self.fs, group.stretch, a)
+        R = st.RANGES["R"].denormalise(u[..., group.index["R"]], *bounds.get("R", (None, None)))
+        fc = st.RANGES["fc"].denormalise(u[..., group.index["fc"]], *bounds["fc"])
         return R, fc, a
 
     def _sos_values(self, theta):
@@ -225,34 +223,15 @@ class Cascade:
             section, the value and the range.
         """
         if not isinstance(params, (list, tuple)) or len(params) != self.n_sections:
-            raise ApftoolsValueError(f"expected a list of {self.n_sections} section dicts for {self!r}, got {params!r}")
+            raise ApftoolsValueError(
+                f"expected a list of {self.n_sections} section dicts for {self!r}, got {_short(params)}")
         theta = np.empty(self.n_params)
         for i, (kind, section) in enumerate(zip(self.kinds, params)):
-            if not isinstance(section, dict):
-                raise ApftoolsTypeError(f"section {i} must be a dict of parameters, got {section!r}")
-            section = dict(section)
-            if section.pop("kind", kind.name) != kind.name:
-                raise ApftoolsValueError(f"section {i} is {params[i]['kind']!r} but the spec says {kind.name!r}")
-            if set(section) != set(kind.param_names):
-                raise ApftoolsValueError(
-                    f"section {i} ({kind.name}) needs parameters {list(kind.param_names)}, got {sorted(section)}"
-                )
-            for name, value in section.items():
-                if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
-                    raise ApftoolsValueError(f"section {i} ({kind.name}): {name}={value!r} is not a finite number")
-            a = float(section.get("a", 0.0))
-            bounds = {"a": (-st.A_MAX, st.A_MAX), "R": (0.0, float(st.radius_bound(a, kind.stretch)))}
-            bounds["fc"] = tuple(float(b) for b in st.fc_bounds(kind.order, self.fs, kind.stretch, a))
+            values = st.check_section(kind, section, self.fs, where=f"section {i}")
+            bounds = st.param_bounds(kind.order, self.fs, kind.stretch, values.get("a", 0.0))
             for name in kind.param_names:
-                low, high = bounds[name]
-                value = float(section[name])
-                if not low < value < high:
-                    unit = st.RANGES[name].unit
-                    raise ApftoolsValueError(
-                        f"section {i} ({kind.name}): {name}={value!r}{(' ' + unit) if unit else ''} is outside "
-                        f"({low:.10g}, {high:.10g}), the range that keeps every pole within R_MAX={st.R_MAX}"
-                    )
-                theta[self.offsets[i][name]] = np.arctanh(st.RANGES[name].normalise(value, low, high))
+                u = st.RANGES[name].normalise(values[name], *bounds[name])
+                theta[self.offsets[i][name]] = np.arctanh(u)
         return theta
 
     # ------------------------------------------------------------------ filtering
@@ -410,15 +389,25 @@ class Cascade:
         if data.get("format") != MODEL_FORMAT or data.get("version") != MODEL_VERSION:
             raise ApftoolsValueError(
                 f"not an apftools cascade model (format {MODEL_FORMAT!r} version {MODEL_VERSION}): "
-                f"got format {data.get('format')!r} version {data.get('version')!r}"
+                f"got format {_short(data.get('format'))} version {_short(data.get('version'))}"
             )
-        missing = {"fs", "spec", "sections"} - set(data)
-        if missing:
-            raise ApftoolsValueError(f"cascade model lacks {sorted(missing)}")
+        keys = {"format", "version", "fs", "spec", "units", "sections"}
+        if set(data) != keys:
+            raise ApftoolsValueError(f"a cascade model has the keys {sorted(keys)}; "
+                                     f"missing {sorted(keys - set(data))}, unknown {sorted(map(str, set(data) - keys))}")
+        units = {name: r.unit for name, r in st.RANGES.items()}
+        if data["units"] != units:
+            raise ApftoolsValueError(f"cascade units must be {units}, got {_short(data['units'])}")
         cascade = cls(data["spec"], data["fs"])
         if fs is not None:
             cascade.check_fs(fs)
         return cascade, cascade.theta_from_params(data["sections"])
+
+
+def _short(value, limit=80):
+    """``repr(value)`` cut to ``limit`` characters, for messages about untrusted data."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 @primitive

@@ -20,11 +20,11 @@ response repeats every ``fs / M`` Hz.
 Stability by construction
 -------------------------
 Optimisers work on an unconstrained vector ``theta``.  Each entry maps through
-``u = tanh(theta)`` into (-1, 1) and :meth:`ParamRange.denormalise` maps ``u``
-onto the physical range in :data:`RANGES`, the one parameter table of apftools
-(BiasNet's tanh outputs use the same map).  The ranges are narrowed per
-section so that every pole of every kind lies at radius at most :data:`R_MAX`
-in the z-plane:
+``u = tanh(theta)`` into [-1, 1] and :meth:`ParamRange.denormalise` maps ``u``
+into the interior of the physical range in :data:`RANGES`, the one parameter
+table of apftools (BiasNet's tanh outputs use the same map).  The ranges are
+narrowed per section by :func:`param_bounds` so that every pole of every kind
+lies at radius at most :data:`R_MAX` in the z-plane:
 
 * warping maps a prototype pole :math:`p` to :math:`(p - a)/(1 - a p)`, whose
   radius is at most :math:`(|p| + |a|)/(1 + |a||p|)`, so a second-order
@@ -32,6 +32,17 @@ in the z-plane:
   first-order section's real pole is bounded exactly through its ``fc`` range;
 * stretching takes M-th roots of the prototype's poles, so the prototype
   bound is :math:`r = R_{max}^M`.
+
+Round trip by construction
+--------------------------
+:func:`param_bounds` is the one definition of each parameter's allowed set:
+the closed interval ``[low, high]``.  The map from ``theta`` uses it, and so
+does :func:`check_section`, which validates models on load.  The map keeps a
+margin of :data:`EDGE_MARGIN` of the interval's width at either end, so every
+value it can produce in float64, even with ``tanh`` saturated to exactly
+:math:`\pm 1` (:math:`|\theta| \gtrsim 19`), lies strictly inside the
+closed interval that :func:`check_section` accepts, with room to spare for
+the rounding of the bounds themselves.
 
 References
 ----------
@@ -43,13 +54,14 @@ Zölzer (ed.), *DAFX: Digital Audio Effects*, 2nd ed., Wiley 2011, ch. 2.
 """
 
 import math
+import numbers
 import re
 from dataclasses import dataclass
 
 import autograd.numpy as anp
 import numpy as np
 
-from .errors import ApftoolsValueError
+from .errors import ApftoolsTypeError, ApftoolsValueError
 
 #: Largest pole radius of any section, in the z-plane, for every kind.  A pole
 #: at this radius decays by 60 dB in about 69 000 samples.
@@ -60,6 +72,15 @@ A_MAX = 0.9
 FC_NYQUIST_FRACTION = 0.95
 #: The default stretch factor keeps ``fs / M`` at or above this rate (Hz).
 STRETCH_MIN_RATE_HZ = 40000.0
+#: Fraction of every parameter's interval that the map from ``theta`` leaves free at each end (half of it
+#: at each end): 1e-9 of the width is far above float64 rounding (1e-16) and far below anything audible.
+EDGE_MARGIN = 1e-9
+#: Largest stretch factor M: the largest with R_MAX**M > A_MAX, so a warped section keeps room for R.
+MAX_STRETCH = int(math.log(A_MAX) / math.log(R_MAX))
+#: Most sections in one cascade (a spec or a model file asking for more is refused).
+MAX_SECTIONS = 256
+#: Largest ``|u|`` that :meth:`ParamRange.normalise` returns, so ``arctanh(u)`` stays finite.
+_U_MAX = float(np.nextafter(1.0, 0.0))
 
 
 @dataclass(frozen=True)
@@ -70,7 +91,7 @@ class ParamRange:
     ----------
     name : str
     low, high : float
-        Open interval of the parameter (sections may narrow it further).
+        Closed interval of the parameter (:func:`param_bounds` narrows it per section).
     unit : str
         ``"Hz"`` for frequencies, ``""`` for dimensionless values.
     scale : {"linear", "log"}
@@ -84,23 +105,32 @@ class ParamRange:
     scale: str
 
     def denormalise(self, u, low=None, high=None):
-        """Map ``u`` in (-1, 1) into (low, high); ``low``/``high`` may narrow the range."""
+        r"""Map ``u`` in [-1, 1] into the interior of [low, high]; ``low``/``high`` may narrow the range.
+
+        .. math:: t = \tfrac12 \big(1 + (1 - \epsilon) u\big) \in
+                  [\epsilon / 2,\ 1 - \epsilon / 2], \qquad
+                  v = \mathrm{low} + t\,(\mathrm{high} - \mathrm{low}) \ \text{or} \
+                  \mathrm{low}\,(\mathrm{high} / \mathrm{low})^t \ \text{(log scale)},
+
+        with :math:`\epsilon` = :data:`EDGE_MARGIN`: even ``u = +-1`` lands
+        strictly inside the closed interval.
+        """
         low = self.low if low is None else low
         high = self.high if high is None else high
-        t = 0.5 * (u + 1.0)
+        t = 0.5 * (1.0 + (1.0 - EDGE_MARGIN) * u)
         if self.scale == "log":
             return low * (high / low) ** t
         return low + t * (high - low)
 
     def normalise(self, value, low=None, high=None):
-        """Inverse of :meth:`denormalise`."""
+        """Inverse of :meth:`denormalise`, clipped to ``|u| < 1`` for values in the margins or on the bounds."""
         low = self.low if low is None else low
         high = self.high if high is None else high
         if self.scale == "log":
             t = np.log(value / low) / np.log(high / low)
         else:
             t = (value - low) / (high - low)
-        return 2.0 * t - 1.0
+        return np.clip((2.0 * t - 1.0) / (1.0 - EDGE_MARGIN), -_U_MAX, _U_MAX)
 
 
 #: The parameter table shared by the fitters, BiasNet, model files and the CLI.
@@ -169,12 +199,14 @@ def parse_spec(spec, fs):
             )
         count, order, suffix, stretch = match.groups()
         count = 1 if count is None else int(count)
-        if count < 1:
-            raise ApftoolsValueError(f"section count must be at least 1 in {token.strip()!r}")
+        if not 1 <= count <= MAX_SECTIONS - len(kinds):
+            raise ApftoolsValueError(f"cascade spec {spec!r} asks for {count} section(s) in {token.strip()!r}; "
+                                     f"a cascade holds 1 to {MAX_SECTIONS} sections")
         stretched = suffix is not None and suffix.startswith("sw")
         stretch = (int(stretch) if stretch else default_stretch(fs)) if stretched else 1
-        if stretch < 1 or R_MAX**stretch <= A_MAX:
-            raise ApftoolsValueError(f"stretch factor must be in [1, 1000] in {token.strip()!r}, got {stretch}")
+        if not 1 <= stretch <= MAX_STRETCH:
+            raise ApftoolsValueError(
+                f"stretch factor must be in [1, {MAX_STRETCH}] in {token.strip()!r}, got {stretch}")
         kinds += [SectionKind(int(order), suffix is not None, stretch, stretched)] * count
     return tuple(kinds)
 
@@ -305,6 +337,78 @@ def fc_bounds(order, fs, stretch, a):
     low = anp.maximum(low, fs_proto / np.pi * anp.arctan((1.0 + k_low) / (1.0 - k_low)))
     high = anp.minimum(high, fs_proto / np.pi * anp.arctan((1.0 + k_high) / (1.0 - k_high)))
     return low, high
+
+
+def param_bounds(order, fs, stretch, a):
+    """The closed interval ``(low, high)`` of every parameter of a section with warp ``a``.
+
+    The one definition of each parameter's allowed set: the map from
+    ``theta`` (:meth:`apftools.Cascade.params`) lands inside it by
+    construction and :func:`check_section` accepts exactly it.  ``a`` may be
+    an array (one value per section); so may ``stretch``.
+
+    Returns
+    -------
+    dict
+        ``{"a": ..., "fc": ...}`` plus ``"R"`` for second-order sections.
+    """
+    bounds = {"a": (RANGES["a"].low, RANGES["a"].high), "fc": fc_bounds(order, fs, stretch, a)}
+    if order == 2:
+        bounds["R"] = (RANGES["R"].low, radius_bound(a, stretch))
+    return bounds
+
+
+def check_section(kind, section, fs, where="section"):
+    """Validate one section's physical parameters against :func:`param_bounds`.
+
+    Parameters
+    ----------
+    kind : SectionKind
+    section : dict
+        ``{"kind": name (optional), name: value, ...}`` with exactly the
+        kind's :attr:`~SectionKind.param_names`.
+    fs : float
+        Sample rate in Hz (validated).
+    where : str
+        How messages name the section, e.g. ``"section 2"``.
+
+    Returns
+    -------
+    dict
+        The parameters as floats (without ``"kind"``).
+
+    Raises
+    ------
+    ApftoolsTypeError, ApftoolsValueError
+        Not a dict, another kind, missing or unknown names, a value that is
+        not a finite number, or one outside its interval; the message names
+        the parameter, its value and the interval.  ``a`` is checked first,
+        since the other intervals depend on it.
+    """
+    if not isinstance(section, dict):
+        raise ApftoolsTypeError(f"{where} must be a dict of parameters, got {section!r}")
+    values = dict(section)
+    if values.pop("kind", kind.name) != kind.name:
+        raise ApftoolsValueError(f"{where} is {section['kind']!r} but the spec says {kind.name!r}")
+    if set(values) != set(kind.param_names):
+        raise ApftoolsValueError(
+            f"{where} ({kind.name}) needs parameters {list(kind.param_names)}, got {sorted(map(str, values))}")
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+            raise ApftoolsValueError(f"{where} ({kind.name}): {name}={value!r} is not a finite number")
+    values = {name: float(value) for name, value in values.items()}
+    a = values.get("a", 0.0)
+    for name in ("a", "R", "fc"):
+        if name not in values:
+            continue
+        low, high = (float(b) for b in param_bounds(kind.order, fs, kind.stretch, a)[name])
+        if not low <= values[name] <= high:
+            unit = f" {RANGES[name].unit}" if RANGES[name].unit else ""
+            depends = f" for a={a!r}" if name != "a" and kind.warped else ""
+            raise ApftoolsValueError(
+                f"{where} ({kind.name}): {name}={values[name]!r}{unit} is outside [{low!r}, {high!r}]{unit}{depends}, "
+                f"the range that keeps every pole within R_MAX={R_MAX} at fs={fs:g} Hz")
+    return values
 
 
 def impulse_response_length(radius, n_poles, tol=1e-9):

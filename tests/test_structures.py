@@ -56,7 +56,12 @@ def test_param_range_maps_are_inverse(name):
     assert np.all(np.diff(values) > 0)
     assert np.all((values > r.low) & (values < r.high))
     np.testing.assert_allclose(r.normalise(values), u, atol=1e-12)
-    np.testing.assert_allclose(r.denormalise(np.array([-1.0, 1.0])), [r.low, r.high])
+    # saturated u = +-1 lands strictly inside the closed interval, EDGE_MARGIN / 2 of the way in (in t)
+    low, high = r.denormalise(np.array([-1.0, 1.0]))
+    assert r.low < low < high < r.high
+    width = np.log(r.high / r.low) if r.scale == "log" else r.high - r.low
+    inside = np.log([low / r.low, r.high / high]) if r.scale == "log" else np.array([low - r.low, r.high - high])
+    np.testing.assert_allclose(inside / width, st.EDGE_MARGIN / 2, rtol=1e-6)
 
 
 @pytest.mark.parametrize("fs", [8000, 48000, 192000])

@@ -18,22 +18,20 @@ response estimation and automatic signal alignment", DAFx 2023.
 """
 
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import fit as fitting
 from . import metrics
 from ._threads import blas_single_thread
-from ._validate import validate_fs, validate_pair, validate_signal
+from ._validate import validate_fs, validate_pair, validate_positive
 from .biasnet import train_biasnet
 from .cascade import Cascade
 from .delay import apply_delay, estimate_delay
-from .errors import ApftoolsTypeError, ApftoolsValueError
+from .errors import ApftoolsValueError
+from .model import MAX_DELAY_S, Alignment, ChannelModel
 from .response import log_grid, transfer_function
 
-ALIGNMENT_FORMAT = "apftools.alignment"
-ALIGNMENT_VERSION = 1
 #: Fitters: L-BFGS (phase fit from many starts, then audio) or BiasNet (Bargum et al.).
 METHODS = ("lbfgs", "biasnet")
 #: Specs tried, in order, by ``sections="auto"``.
@@ -42,157 +40,6 @@ AUTO_SPECS = ("1x2w", "2x2w", "3x2w", "3x2w,1w", "4x2w,1w", "5x2w,1w", "6x2w,1w"
 MIN_COHERENCE = 0.9
 #: Phase change between the two halves of the signal (degrees, weighted RMS) flagged as time-varying.
 MAX_PHASE_DRIFT_DEG = 20.0
-
-
-@dataclass
-class ChannelModel:
-    """Delay, polarity and cascade applied to one group of channels.
-
-    ``delay_samples`` may be fractional or negative (the wet leads);
-    rendering is ``polarity * cascade(delay(x))``, and a model without a
-    cascade (``cascade=None``) renders delay and polarity only.
-    """
-
-    delay_samples: float
-    polarity: int
-    cascade: Cascade = None
-    theta: np.ndarray = None
-
-    def apply(self, x):
-        """Render ``x`` (time on the last axis) through delay, polarity and cascade."""
-        y = self.polarity * apply_delay(x, self.delay_samples)
-        return y if self.cascade is None else self.cascade.process(self.theta, y)
-
-    def response(self, freqs_hz, fs):
-        """Phase (radians, unwrapped) and group delay (samples) of the whole model at ``freqs_hz``.
-
-        Both include the bulk delay; the phase includes the polarity (pi when inverted).
-        """
-        freqs_hz = np.asarray(freqs_hz, dtype=float)
-        phase = -2 * np.pi * freqs_hz / fs * self.delay_samples + (np.pi if self.polarity < 0 else 0.0)
-        delay = np.full(freqs_hz.shape, float(self.delay_samples))
-        if self.cascade is not None:
-            phase = phase + self.cascade.phase(self.theta, freqs_hz)
-            delay = delay + self.cascade.group_delay(self.theta, freqs_hz)
-        return phase, delay
-
-    def to_dict(self):
-        cascade = None if self.cascade is None else self.cascade.to_dict(self.theta)
-        return {"delay_samples": float(self.delay_samples), "polarity": int(self.polarity), "cascade": cascade}
-
-    @classmethod
-    def from_dict(cls, data, fs):
-        if not isinstance(data, dict):
-            raise ApftoolsTypeError(f"a channel model must be a dict, got {type(data).__name__}")
-        delay, polarity = data.get("delay_samples"), data.get("polarity")
-        if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not np.isfinite(delay):
-            raise ApftoolsValueError(f"delay_samples must be a finite number, got {delay!r}")
-        if polarity not in (1, -1) or isinstance(polarity, bool):
-            raise ApftoolsValueError(f"polarity must be 1 or -1, got {polarity!r}")
-        if data.get("cascade") is None:
-            return cls(float(delay), int(polarity))
-        cascade, theta = Cascade.from_dict(data["cascade"], fs=fs)
-        return cls(float(delay), int(polarity), cascade, theta)
-
-
-@dataclass
-class Alignment:
-    """The result of :func:`align`: how to render the dry in phase with the wet.
-
-    Attributes
-    ----------
-    fs : float
-        Sample rate in Hz the model belongs to.
-    models : list of ChannelModel
-        One model shared by all channels, or one per channel.
-    method : str
-        Which fitter produced the final model (``"lbfgs"``, ``"biasnet"``,
-        ``"biasnet+lbfgs"`` (polished), ``"delay-only"``, ``"none"``).
-    report : dict
-        Metrics before and after, delay, polarity, confidence, warnings,
-        diagnostics and timing (JSON-ready).
-    """
-
-    fs: float
-    models: list
-    method: str = "lbfgs"
-    report: dict = field(default_factory=dict)
-
-    @property
-    def per_channel(self):
-        return len(self.models) > 1
-
-    @property
-    def warnings(self):
-        return self.report.get("warnings", [])
-
-    def apply(self, x, fs=None):
-        """The aligned version of ``x`` (same shape): delay, polarity, allpass.
-
-        Parameters
-        ----------
-        x : array_like, shape (n_samples,) or (n_channels, n_samples)
-        fs : float, optional
-            Sample rate of ``x``; refused if it is not the model's.
-        """
-        if fs is not None and validate_fs(fs) != self.fs:
-            raise ApftoolsValueError(
-                f"the model was fitted at fs={self.fs:g} Hz, got a signal at fs={validate_fs(fs):g} Hz; "
-                "resample the signal or align again at that rate"
-            )
-        x = validate_signal(x)
-        if not self.per_channel:
-            return self.models[0].apply(x)
-        x2 = np.atleast_2d(x)
-        if x2.shape[0] != len(self.models):
-            raise ApftoolsValueError(
-                f"this per-channel model has {len(self.models)} channels, the signal has {x2.shape[0]}")
-        return np.stack([m.apply(x2[c]) for c, m in enumerate(self.models)]).reshape(x.shape)
-
-    def mix(self, dry, wet, wet_ratio=0.5):
-        """``(1 - wet_ratio) * apply(dry) + wet_ratio * wet``, on the common length."""
-        if not 0.0 <= wet_ratio <= 1.0:
-            raise ApftoolsValueError(f"wet_ratio must lie in [0, 1], got {wet_ratio!r}")
-        aligned = self.apply(dry)
-        wet = validate_signal(wet, "wet")
-        n = min(aligned.shape[-1], wet.shape[-1])
-        return (1.0 - wet_ratio) * aligned[..., :n] + wet_ratio * wet[..., :n]
-
-    def to_dict(self):
-        """Plain data (physical parameters only), for :func:`apftools.io.write_json`."""
-        return {"format": ALIGNMENT_FORMAT, "version": ALIGNMENT_VERSION, "fs": self.fs,
-                "method": self.method, "per_channel": self.per_channel,
-                "models": [m.to_dict() for m in self.models]}
-
-    @classmethod
-    def from_dict(cls, data, fs=None):
-        """Validate and rebuild an :class:`Alignment`; unstable or malformed models are refused."""
-        if not isinstance(data, dict):
-            raise ApftoolsTypeError(f"an alignment model must be a dict, got {type(data).__name__}")
-        if data.get("format") != ALIGNMENT_FORMAT or data.get("version") != ALIGNMENT_VERSION:
-            raise ApftoolsValueError(
-                f"not an apftools alignment model (format {ALIGNMENT_FORMAT!r} version {ALIGNMENT_VERSION}): "
-                f"got format {data.get('format')!r} version {data.get('version')!r}")
-        model_fs = validate_fs(data.get("fs"))
-        if fs is not None and validate_fs(fs) != model_fs:
-            raise ApftoolsValueError(f"the model was fitted at fs={model_fs:g} Hz, not {validate_fs(fs):g} Hz")
-        models = data.get("models")
-        if not isinstance(models, list) or not models:
-            raise ApftoolsValueError(f"an alignment model needs a non-empty list of models, got {models!r}")
-        return cls(model_fs, [ChannelModel.from_dict(m, model_fs) for m in models], str(data.get("method", "")))
-
-    def save(self, path, *, overwrite=False):
-        """Write :meth:`to_dict` as JSON, atomically."""
-        from .io import write_json
-
-        write_json(path, self.to_dict(), overwrite=overwrite)
-
-    @classmethod
-    def load(cls, path, fs=None):
-        """Read a model written by :meth:`save`."""
-        from .io import read_json
-
-        return cls.from_dict(read_json(path), fs=fs)
 
 
 def _phase_drift_deg(dry, wet, fs):
@@ -303,7 +150,8 @@ def align(dry, wet, fs, *, sections="3x2w,1w", method="lbfgs", loss="mse", max_d
     loss : str
         Time-domain loss, a name from :data:`apftools.losses.LOSSES`.
     max_delay_s : float
-        Largest bulk delay searched, either sign, in seconds.
+        Largest bulk delay searched, either sign, in seconds (at most
+        :data:`apftools.model.MAX_DELAY_S`).
     seed : int
         Seeds every random start.
     per_channel : bool
@@ -341,6 +189,8 @@ def align(dry, wet, fs, *, sections="3x2w,1w", method="lbfgs", loss="mse", max_d
         Cascade(sections, fs)  # refuse a bad spec before any work
     if method not in METHODS:
         raise ApftoolsValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    if validate_positive(max_delay_s, "max_delay_s") > MAX_DELAY_S:
+        raise ApftoolsValueError(f"max_delay_s={max_delay_s!r} exceeds {MAX_DELAY_S:g} s, the longest delay a model holds")
     label = "biasnet+lbfgs" if method == "biasnet" and polish else method
     settings = {"method": method, "loss": loss, "max_delay_s": max_delay_s, "n_starts": n_starts,
                 "max_iter": max_iter, "segment_s": segment_s, "polish": polish, "biasnet": dict(biasnet or {})}

@@ -209,8 +209,8 @@ def test_json_round_trip_and_physical_parameters(tmp_path):
     "edit, message",
     [
         (lambda d: d.update(format="something"), "not an apftools alignment model"),
-        (lambda d: d.update(models=[]), "non-empty list"),
-        (lambda d: d["models"][0].update(polarity=2), "polarity must be 1 or -1"),
+        (lambda d: d.update(models=[]), r"list of 1 to 1024 channel models"),
+        (lambda d: d["models"][0].update(polarity=2), r"models\[0\]: polarity=2 must be 1 or -1"),
         (lambda d: d["models"][0].update(delay_samples=float("inf")), "finite number"),
         (lambda d: d["models"][0]["cascade"]["sections"][0].update(R=1.2), "R=1.2 is outside"),
         (lambda d: d.update(fs=-1), "positive finite sample rate"),

@@ -12,10 +12,13 @@ file or damages the file it was meant to replace.
 """
 
 import contextlib
+import ctypes
+import errno
 import json
 import math
 import os
 import secrets
+import shutil
 
 import numpy as np
 import soundfile
@@ -30,11 +33,27 @@ AUDIO_FORMATS = {".wav": ("WAV", "FLOAT"), ".flac": ("FLAC", "PCM_24")}
 _MAX_CHANNELS = 1024
 
 
+#: errno -> what it means for the user, and what to do.
+_OS_REASONS = {
+    errno.ENOENT: "no such file or folder",
+    errno.EISDIR: "it is a folder",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.EACCES: "permission denied; choose a location you can write to, or change its permissions",
+    errno.EPERM: "operation not permitted; choose a location you can write to, or change its permissions",
+    errno.EROFS: "the file system is read-only; choose another location",
+    errno.ENOSPC: "no space left on the device; free some space or choose another location",
+    errno.EDQUOT: "disk quota exceeded; free some space or choose another location",
+    errno.ENAMETOOLONG: "the name is too long",
+    errno.EEXIST: "it already exists",
+    errno.ENOTEMPTY: "the folder is not empty",
+    errno.ELOOP: "too many levels of symbolic links",
+}
+
+
 def _io_error(action, path, exc):
-    """An :class:`ApftoolsIOError` saying why ``path`` could not be read or written."""
-    reason = {FileNotFoundError: "no such file", IsADirectoryError: "it is a directory",
-              PermissionError: "permission denied"}.get(type(exc), exc.strerror or str(exc))
-    return ApftoolsIOError(f"cannot {action} {path!r}: {reason}")
+    """An :class:`ApftoolsIOError` saying in words why ``path`` could not be read or written."""
+    reason = _OS_REASONS.get(getattr(exc, "errno", None)) or getattr(exc, "strerror", None) or str(exc)
+    return ApftoolsIOError(f"cannot {action} {os.fspath(path)!r}: {reason}")
 
 
 def read_audio(path):
@@ -91,6 +110,12 @@ def read_audio(path):
     return data, int(fs)
 
 
+def _temporary_name(directory, name):
+    """A hidden, unused name beside ``name`` in ``directory``: ``.{stem}.tmp-{random}{suffix}``."""
+    stem, suffix = os.path.splitext(name)
+    return os.path.join(directory, f".{stem}.tmp-{secrets.token_hex(4)}{suffix}")
+
+
 @contextlib.contextmanager
 def atomic_write(path, *, overwrite=False):
     """Context manager yielding a temporary path to write instead of ``path``.
@@ -130,13 +155,12 @@ def atomic_write(path, *, overwrite=False):
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise ApftoolsIOError(f"cannot write {path!r}: directory {directory!r} does not exist")
-    stem, suffix = os.path.splitext(os.path.basename(path))
-    temporary = os.path.join(directory, f".{stem}.tmp-{secrets.token_hex(4)}{suffix}")
+    temporary = _temporary_name(directory, os.path.basename(path))
     try:
-        os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-    except OSError as exc:
-        raise _io_error("write", path, exc) from exc
-    try:
+        try:
+            os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except OSError as exc:
+            raise _io_error("write", path, exc) from exc
         yield temporary
         try:
             os.replace(temporary, path)
@@ -256,27 +280,253 @@ def write_json(path, obj, *, overwrite=False):
             file.write(text)
 
 
+#: Largest JSON file :func:`read_json` reads (models are a few kB).
+MAX_JSON_BYTES = 16 * 2**20
+#: Longest integer literal :func:`read_json` accepts, in digits (beyond it a float would lose precision anyway).
+MAX_JSON_INT_DIGITS = 20
+
+
+def _json_int(text):
+    if len(text.lstrip("-")) > MAX_JSON_INT_DIGITS:
+        raise ApftoolsValueError(f"holds an integer of {len(text.lstrip('-'))} digits; "
+                                 f"at most {MAX_JSON_INT_DIGITS} are accepted")
+    return int(text)
+
+
+def _json_float(text):
+    value = float(text)
+    if not math.isfinite(value):
+        raise ApftoolsValueError(f"holds the number {text[:40]!r}, too large for a float")
+    return value
+
+
+def _json_constant(text):
+    raise ApftoolsValueError(f"holds {text!r}, which is not valid JSON (write null for a missing value)")
+
+
 def read_json(path):
-    """Read a UTF-8 JSON file.
+    """Read a UTF-8 JSON file of at most :data:`MAX_JSON_BYTES`, strictly.
+
+    Refused with one sentence rather than an exception from deep inside the
+    parser: files over the size limit, invalid UTF-8 or JSON, ``NaN`` and
+    ``Infinity`` (not JSON), numbers too large for a float, integers of more
+    than :data:`MAX_JSON_INT_DIGITS` digits, and nesting deeper than Python's
+    recursion limit.
 
     Raises
     ------
     ApftoolsIOError
         If the file is missing, is a directory, or cannot be opened.
     ApftoolsValueError
-        If it is not valid UTF-8 JSON; the message gives line and column.
+        If it is too large or not acceptable JSON; the message names the
+        file and says why (with line and column for syntax errors).
     """
     path = os.fspath(path)
     try:
-        with open(path, encoding="utf-8") as file:
-            return json.load(file)
+        with open(path, "rb") as file:
+            data = file.read(MAX_JSON_BYTES + 1)
     except OSError as exc:
         raise _io_error("read", path, exc) from exc
+    if len(data) > MAX_JSON_BYTES:
+        raise ApftoolsValueError(f"{path!r} is larger than {MAX_JSON_BYTES} bytes; it is not an apftools JSON file")
+    try:
+        return json.loads(data.decode("utf-8"), parse_int=_json_int, parse_float=_json_float,
+                          parse_constant=_json_constant)
     except json.JSONDecodeError as exc:
         raise ApftoolsValueError(
             f"{path!r} is not valid JSON: line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
     except UnicodeDecodeError as exc:
         raise ApftoolsValueError(f"{path!r} is not valid JSON: not UTF-8 text ({exc.reason})") from exc
+    except RecursionError:
+        raise ApftoolsValueError(f"{path!r} is nested too deeply to be an apftools JSON file") from None
+    except ApftoolsValueError as exc:
+        raise ApftoolsValueError(f"{path!r} {exc}") from None
+
+
+def check_writable(path):
+    """Raise unless a file can be created at ``path`` now (its folder exists and takes a new file).
+
+    Probes by creating and removing a hidden file beside ``path``: the one
+    check that sees read-only mounts, immutable folders and permissions
+    alike.  Call it before long work, so a bad output location fails at
+    once, not after the fit.
+
+    Raises
+    ------
+    ApftoolsValueError
+        If ``path`` is empty.
+    ApftoolsIOError
+        If ``path`` is a folder, its folder does not exist, or nothing can be
+        written there (the message says why).
+    """
+    path = os.fspath(path)
+    if not path:
+        raise ApftoolsValueError("the output path is empty; give a file name")
+    if os.path.isdir(path):
+        raise ApftoolsIOError(f"cannot write {path!r}: it is a folder; give a file name")
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise ApftoolsIOError(f"cannot write {path!r}: folder {directory!r} does not exist")
+    probe = _temporary_name(directory, ".apftools-probe")
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    except OSError as exc:
+        raise _io_error("write", path, exc) from exc
+    finally:
+        with contextlib.suppress(OSError):
+            os.remove(probe)
+
+
+def _exchange(a, b):
+    """Swap two paths atomically (Linux ``renameat2(RENAME_EXCHANGE)``); False where the system cannot."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+        return False
+    raise OSError(code, os.strerror(code), b)
+
+
+class OutputFolder:
+    """A run's output files, put in place together: all of this run's outputs, or no change at all.
+
+    The files are written into a hidden staging folder beside ``path``
+    (``.{name}.tmp-{random}``, same file system) and the staging folder
+    replaces ``path`` in one rename when the block ends without an error:
+    on Linux an atomic exchange, elsewhere two renames whose interruption is
+    repaired on the way out.  An error or interruption (``KeyboardInterrupt``
+    or any other exception) removes the staging folder and leaves ``path`` as
+    it was.  Outputs of an earlier run that this run does not write are gone
+    afterwards, since the folder is replaced whole.
+
+    Checked at construction, before any work, so a bad location fails at once:
+    ``path`` is not empty and not a file; an existing folder holds only names
+    in ``owned`` (anything else would be lost with the old folder, so it is
+    refused) and, unless ``overwrite``, none of them; no input lies inside it.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The output folder; missing parent folders are created on entry (and
+        removed again if the run fails).
+    owned : iterable of str
+        Every file name a run may write there.
+    overwrite : bool
+        Replace an earlier run's outputs.
+    inputs : iterable of paths
+        Files the run reads; they must not lie inside ``path``.
+
+    Examples
+    --------
+    >>> with OutputFolder("out", ["a.json"]) as folder:  # doctest: +SKIP
+    ...     write_json(folder.path("a.json"), {"x": 1})
+    """
+
+    def __init__(self, path, owned, *, overwrite=False, inputs=()):
+        path = os.fspath(path)
+        if not path:
+            raise ApftoolsValueError("the output folder is empty; give a folder name")
+        self.target = os.path.abspath(path)
+        self.name = path
+        self.staging = None
+        self._created = []
+        if os.path.lexists(self.target) and not os.path.isdir(self.target):
+            raise ApftoolsIOError(f"cannot write into {path!r}: it is a file, not a folder")
+        for source in inputs:
+            inside = os.path.realpath(source).startswith(os.path.realpath(self.target) + os.sep)
+            if inside or any(same_file(source, os.path.join(self.target, name)) for name in owned):
+                raise ApftoolsIOError(f"the input {os.fspath(source)!r} lies inside the output folder {path!r}; "
+                                      "inputs are never overwritten: choose another output folder")
+        if os.path.isdir(self.target):
+            try:
+                entries = sorted(os.listdir(self.target))
+            except OSError as exc:
+                raise _io_error("read", path, exc) from exc
+            foreign = [entry for entry in entries if entry not in set(owned)]
+            if foreign:
+                raise ApftoolsIOError(
+                    f"the output folder {path!r} holds files apftools did not write ({_short_list(foreign)}); "
+                    "they would be lost when the folder is replaced: choose a new or empty folder")
+            if entries and not overwrite:
+                raise ApftoolsIOError(f"the output folder {path!r} holds an earlier run's outputs "
+                                      f"({_short_list(entries)}); pass overwrite=True (--force on the command line) "
+                                      "to replace them")
+        ancestor = os.path.dirname(self.target)
+        while not os.path.isdir(ancestor):
+            if os.path.lexists(ancestor):
+                raise ApftoolsIOError(f"cannot create {path!r}: {ancestor!r} is a file, not a folder")
+            ancestor = os.path.dirname(ancestor)
+
+    def path(self, name):
+        """Where to write the output file ``name`` during the run."""
+        return os.path.join(self.staging, name)
+
+    def __enter__(self):
+        missing, folder = [], os.path.dirname(self.target)
+        while not os.path.isdir(folder):
+            missing.append(folder)
+            folder = os.path.dirname(folder)
+        try:
+            for folder in reversed(missing):
+                os.mkdir(folder)
+                self._created.append(folder)
+            staging = _temporary_name(os.path.dirname(self.target), os.path.basename(self.target))
+            os.mkdir(staging)
+            self.staging = staging
+        except BaseException as exc:
+            self._remove_created()
+            if isinstance(exc, OSError):
+                raise _io_error("write into", self.name, exc) from exc
+            raise
+        return self
+
+    def __exit__(self, exc_type, exc, traceback):
+        committed = False
+        try:
+            if exc_type is None:
+                self._commit()
+                committed = True
+        finally:
+            if self.staging is not None:
+                shutil.rmtree(self.staging, ignore_errors=True)
+            if not committed:
+                self._remove_created()
+        return False
+
+    def _commit(self):
+        """Put the staging folder at the target; afterwards ``staging`` names what is left to remove."""
+        try:
+            if not os.path.isdir(self.target):
+                os.rename(self.staging, self.target)
+                self.staging = None
+            elif not _exchange(self.staging, self.target):  # after an exchange, staging holds the old outputs
+                old = _temporary_name(os.path.dirname(self.target), os.path.basename(self.target))
+                try:
+                    os.rename(self.target, old)
+                    os.rename(self.staging, self.target)
+                except BaseException:
+                    if os.path.lexists(old) and not os.path.lexists(self.target):
+                        os.rename(old, self.target)  # the earlier outputs go back
+                    raise
+                self.staging = old
+        except OSError as error:
+            raise _io_error("write into", self.name, error) from error
+
+    def _remove_created(self):
+        for folder in reversed(self._created):
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)
+
+
+def _short_list(names, limit=5):
+    shown = ", ".join(names[:limit])
+    return shown if len(names) <= limit else f"{shown} and {len(names) - limit} more"
 
 
 def same_file(a, b):

@@ -89,7 +89,7 @@ def test_missing_file_and_directory(tmp_path):
     with pytest.raises(ApftoolsIOError, match=r"cannot read '.*nope\.wav': no such file") as info:
         read_audio(tmp_path / "nope.wav")
     assert isinstance(info.value, ApftoolsError) and isinstance(info.value, OSError)
-    with pytest.raises(ApftoolsIOError, match=r"it is a directory"):
+    with pytest.raises(ApftoolsIOError, match=r"it is a folder"):
         read_audio(tmp_path)
 
 

@@ -252,7 +252,10 @@ def test_existing_outputs_need_force(happy, inputs, tmp_path):
 
     result = run("align", *inputs, "-o", outdir, "--sections", SPEC, "--force")
     assert result.exit_code == 0, result.stderr
-    assert sorted(p.name for p in outdir.iterdir()) == sorted(old)
+    # one run, one folder state: the earlier run's report.png and mix.wav, which this run does not write, are gone
+    assert sorted(old) == ["aligned.wav", "mix.wav", "model.json", "report.json", "report.png"]
+    assert sorted(p.name for p in outdir.iterdir()) == ["aligned.wav", "model.json", "report.json"]
+    assert not [p for p in outdir.parent.iterdir() if p.name.startswith(".")]  # no staging folder left beside it
     # same seed, same inputs: the replaced model renders the same audio
     np.testing.assert_array_equal(read(outdir / "aligned.wav")[0], read(happy[1] / "aligned.wav")[0])
 

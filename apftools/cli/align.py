@@ -8,7 +8,10 @@ import click
 from .. import __version__
 from ..align import METHODS
 from ..losses import LOSSES
-from .options import check_outputs, echo, force_option, progress_bar, reports_errors
+from .options import echo, force_option, progress_bar, reports_errors
+
+#: Every file ``align`` may write into its output folder.
+OUTPUTS = ("aligned.wav", "model.json", "report.json", "report.png", "mix.wav")
 
 
 def _resample(signal, fs_from, fs_to):
@@ -50,58 +53,48 @@ def align(dry, wet, outdir, sections, method, polish, layers, steps, loss, max_d
           plot, mix_ratio, force):
     """Align DRY with WET; write aligned.wav, model.json and report.json to OUTDIR."""
     from .. import align as align_signals
-    from ..io import read_audio, write_audio, write_json
+    from ..io import OutputFolder, read_audio, write_audio, write_json
 
     try:
         layer_sizes = tuple(int(size) for size in layers.split(","))
     except ValueError:
         raise click.BadParameter(f"expected comma-separated integers such as 64,64, got {layers!r}",
                                  param_hint="--layers") from None
-    outputs = {name: os.path.join(outdir, name) for name in ("aligned.wav", "model.json", "report.json")}
-    if plot:
-        outputs["report.png"] = os.path.join(outdir, "report.png")
-    if mix_ratio is not None:
-        outputs["mix.wav"] = os.path.join(outdir, "mix.wav")
-    check_outputs(outputs.values(), (dry, wet), force)
+    names = ["aligned.wav", "model.json", "report.json"] + ["report.png"] * plot + ["mix.wav"] * (mix_ratio is not None)
+    # checked and staged before any audio is read: a bad location fails at once, and the run's outputs
+    # replace the folder's earlier contents together or not at all
+    with OutputFolder(outdir, OUTPUTS, overwrite=force, inputs=(dry, wet)) as folder:
+        dry_signal, fs = read_audio(dry)
+        wet_signal, fs_wet = read_audio(wet)
+        if fs_wet != fs:
+            if not resample:
+                raise click.ClickException(f"{dry} is at {fs} Hz but {wet} is at {fs_wet} Hz; "
+                                           f"pass --resample to resample the wet to {fs} Hz")
+            wet_signal = _resample(wet_signal, fs_wet, fs)
+        if dry_signal.shape[0] != wet_signal.shape[0]:
+            raise click.ClickException(
+                f"{dry} has {dry_signal.shape[0]} channel(s) but {wet} has {wet_signal.shape[0]}")
 
-    dry_signal, fs = read_audio(dry)
-    wet_signal, fs_wet = read_audio(wet)
-    if fs_wet != fs:
-        if not resample:
-            raise click.ClickException(f"{dry} is at {fs} Hz but {wet} is at {fs_wet} Hz; "
-                                   f"pass --resample to resample the wet to {fs} Hz")
-        wet_signal = _resample(wet_signal, fs_wet, fs)
-    if dry_signal.shape[0] != wet_signal.shape[0]:
-        raise click.ClickException(f"{dry} has {dry_signal.shape[0]} channel(s) but {wet} has {wet_signal.shape[0]}")
+        with progress_bar("aligning") as update:
+            result = align_signals(dry_signal, wet_signal, fs, sections=sections, method=method, polish=polish,
+                                   loss=loss, max_delay_s=max_delay_ms / 1000.0, seed=seed, per_channel=per_channel,
+                                   biasnet={"layer_sizes": layer_sizes, "max_steps": steps},
+                                   progress=update)
+        report = dict(result.report, inputs={"dry": os.path.abspath(dry), "wet": os.path.abspath(wet),
+                                             "wet_resampled_from_hz": fs_wet if fs_wet != fs else None},
+                      settings={"sections": sections, "method": method, "polish": polish, "layers": layer_sizes,
+                                "steps": steps, "loss": loss, "max_delay_ms": max_delay_ms, "seed": seed},
+                      versions={"apftools": __version__, "python": platform.python_version()})
+        write_audio(folder.path("aligned.wav"), result.apply(dry_signal), fs)
+        result.save(folder.path("model.json"))
+        write_json(folder.path("report.json"), report)
+        if plot:
+            from ..plot import report_figure, save_figure
 
-    with progress_bar("aligning") as update:
-        result = align_signals(dry_signal, wet_signal, fs, sections=sections, method=method, polish=polish,
-                               loss=loss, max_delay_s=max_delay_ms / 1000.0, seed=seed, per_channel=per_channel,
-                               biasnet={"layer_sizes": layer_sizes, "max_steps": steps},
-                               progress=update)
-    aligned = result.apply(dry_signal)
-    report = dict(result.report, inputs={"dry": os.path.abspath(dry), "wet": os.path.abspath(wet),
-                                         "wet_resampled_from_hz": fs_wet if fs_wet != fs else None},
-                  settings={"sections": sections, "method": method, "polish": polish, "layers": layer_sizes,
-                            "steps": steps, "loss": loss, "max_delay_ms": max_delay_ms, "seed": seed},
-                  versions={"apftools": __version__, "python": platform.python_version()})
-    figure = None
-    if plot:
-        from ..plot import report_figure
-
-        figure = report_figure(result, dry_signal, wet_signal)
-
-    os.makedirs(outdir, exist_ok=True)
-    write_audio(outputs["aligned.wav"], aligned, fs, overwrite=force)
-    result.save(outputs["model.json"], overwrite=force)
-    write_json(outputs["report.json"], report, overwrite=force)
-    if figure is not None:
-        from ..plot import save_figure
-
-        save_figure(figure, outputs["report.png"], overwrite=force)
-    if mix_ratio is not None:
-        write_audio(outputs["mix.wav"], result.mix(dry_signal, wet_signal, mix_ratio), fs, overwrite=force)
-    _summarise(result, fs, outputs)
+            save_figure(report_figure(result, dry_signal, wet_signal), folder.path("report.png"))
+        if mix_ratio is not None:
+            write_audio(folder.path("mix.wav"), result.mix(dry_signal, wet_signal, mix_ratio), fs)
+    _summarise(result, fs, [os.path.join(outdir, name) for name in names])
 
 
 def _summarise(result, fs, outputs):
@@ -116,4 +109,4 @@ def _summarise(result, fs, outputs):
     echo(f"phase error        {before['phase_error_deg']:7.1f} deg -> {after['phase_error_deg']:7.1f} deg")
     for warning in result.warnings:
         echo(f"warning: {warning}")
-    echo(f"wrote {', '.join(outputs.values())} in {result.report['seconds']:.1f} s")
+    echo(f"wrote {', '.join(outputs)} in {result.report['seconds']:.1f} s")

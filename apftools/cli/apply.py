@@ -2,7 +2,7 @@
 
 import click
 
-from .options import check_outputs, echo, force_option, reports_errors
+from .options import check_output, echo, force_option, reports_errors
 
 
 @click.command()
@@ -13,10 +13,10 @@ from .options import check_outputs, echo, force_option, reports_errors
 @reports_errors
 def apply(model, source, output, force):
     """Apply the delay, polarity and allpass of MODEL (from 'apftools align') to IN."""
-    from ..align import Alignment
+    from ..model import Alignment
     from ..io import read_audio, write_audio
 
-    check_outputs([output], (model, source), force)
+    check_output(output, (model, source), force)
     alignment = Alignment.load(model)
     signal, fs = read_audio(source)
     if fs != alignment.fs:

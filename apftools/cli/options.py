@@ -19,6 +19,8 @@ def reports_errors(command):
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
+        except BrokenPipeError:
+            raise  # click's own handling: the reader went away (``| head``), nothing to report
         except (ApftoolsError, OSError) as error:
             raise click.ClickException(str(error)) from error
 
@@ -50,14 +52,13 @@ def progress_bar(label):
         yield update
 
 
-def check_outputs(outputs, inputs, force):
-    """Refuse outputs that are inputs (always) or that exist (unless ``force``)."""
-    from ..io import same_file
+def check_output(output, inputs, force):
+    """Before any work: refuse an output that is an input (always), exists (unless ``force``) or cannot be written."""
+    from ..io import check_writable, same_file
 
-    for output in outputs:
-        for source in inputs:
-            if same_file(output, source):
-                raise click.ClickException(f"output {output} is the input {source}; inputs are never overwritten")
-    existing = [str(p) for p in outputs if os.path.exists(p)]
-    if existing and not force:
-        raise click.ClickException(f"{', '.join(existing)} already exist(s); pass --force to replace")
+    for source in inputs:
+        if same_file(output, source):
+            raise click.ClickException(f"output {output} is the input {source}; inputs are never overwritten")
+    if os.path.lexists(output) and not force:
+        raise click.ClickException(f"{output} already exists; pass --force to replace it")
+    check_writable(output)

@@ -3,7 +3,7 @@
 import click
 import numpy as np
 
-from .options import check_outputs, echo, force_option, reports_errors
+from .options import check_output, echo, force_option, reports_errors
 
 
 @click.command()
@@ -14,13 +14,14 @@ from .options import check_outputs, echo, force_option, reports_errors
 @reports_errors
 def response(model, plot_path, force):
     """Print the phase (degrees) and group delay of MODEL at octave frequencies."""
-    from ..align import Alignment
+    from ..model import Alignment
 
+    if plot_path is not None:
+        check_output(plot_path, (model,), force)
     alignment = Alignment.load(model)
     if plot_path is not None:
         from ..plot import response_figure, save_figure
 
-        check_outputs([plot_path], (model,), force)
         save_figure(response_figure(alignment), plot_path, overwrite=force)
         echo(f"wrote {plot_path}")
         return

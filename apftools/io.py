@@ -91,7 +91,9 @@ def read_audio(path):
     path = os.fspath(path)
     try:
         with open(path, "rb") as file:
-            frames, fs = soundfile.read(file, dtype="float64", always_2d=True)
+            # by descriptor, so libsndfile reads in C: a Python file object would be read through cffi
+            # callbacks, where an exception (a signal's) is swallowed and the read silently cut short
+            frames, fs = soundfile.read(file.fileno(), dtype="float64", always_2d=True, closefd=False)
     except OSError as exc:
         raise _io_error("read", path, exc) from exc
     except soundfile.SoundFileError as exc:

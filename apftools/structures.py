@@ -398,10 +398,12 @@ def check_section(kind, section, fs, where="section"):
             raise ApftoolsValueError(f"{where} ({kind.name}): {name}={value!r} is not a finite number")
     values = {name: float(value) for name, value in values.items()}
     a = values.get("a", 0.0)
-    for name in ("a", "R", "fc"):
+    for name in ("a", "R", "fc"):  # a first: the other bounds are computed from it
         if name not in values:
             continue
-        low, high = (float(b) for b in param_bounds(kind.order, fs, kind.stretch, a)[name])
+        bounds = (RANGES["a"].low, RANGES["a"].high) if name == "a" else \
+            param_bounds(kind.order, fs, kind.stretch, a)[name]
+        low, high = (float(b) for b in bounds)
         if not low <= values[name] <= high:
             unit = f" {RANGES[name].unit}" if RANGES[name].unit else ""
             depends = f" for a={a!r}" if name != "a" and kind.warped else ""

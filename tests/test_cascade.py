@@ -14,6 +14,7 @@ from hypothesis import strategies as hs
 from hypothesis.extra.numpy import arrays
 
 from apftools import R_MAX, ApftoolsError, Cascade
+from apftools import structures as st
 
 KINDS = ["1", "2", "1w", "2w", "1sw", "2sw", "2sw3"]
 RATES = [8000, 44100, 48000, 96000, 192000]
@@ -223,6 +224,52 @@ def test_json_round_trip_is_exact():
     np.testing.assert_allclose(loaded.sos(theta2), cascade.sos(theta), rtol=1e-12, atol=1e-15)
 
 
+@PROPERTY
+@given(cascades())
+def test_every_theta_round_trips_through_json(case):
+    # round trip by construction: whatever the map produces from any finite theta, saturated tanh included,
+    # validation accepts, and the loaded cascade has the same coefficients
+    cascade, theta = case
+    loaded, theta2 = Cascade.from_dict(json.loads(json.dumps(cascade.to_dict(theta))), fs=cascade.fs)
+    assert loaded.spec == cascade.spec
+    np.testing.assert_allclose(loaded.sos(theta2), cascade.sos(theta), rtol=0, atol=1e-12)
+    assert np.all(loaded.pole_radius(theta2) <= R_MAX + 1e-12)
+
+
+@pytest.mark.parametrize("value", [-1e3, -40.0, -19.0, 19.0, 40.0, 1e3])
+def test_saturated_parameters_stay_inside_the_closed_bounds(value):
+    # tanh(19) == 1.0 in float64: the map still stops EDGE_MARGIN / 2 inside every bound
+    cascade = Cascade("2w,1w,2,1,2sw4,1sw4", 192000)
+    theta = np.full(cascade.n_params, value)
+    for kind, section in zip(cascade.kinds, cascade.params(theta)):
+        bounds = st.param_bounds(kind.order, cascade.fs, kind.stretch, section.get("a", 0.0))
+        for name in kind.param_names:
+            low, high = (float(b) for b in bounds[name])
+            assert low < section[name] < high, (kind.name, name, section[name], low, high)
+    cascade.theta_from_params(cascade.params(theta))
+
+
+@pytest.mark.parametrize(
+    "section",
+    [  # values that `apftools align` wrote and `apply` refused before the bounds became one closed definition
+        {"kind": "2w", "R": 0.0, "fc": 156.7, "a": 0.9},
+        {"kind": "2w", "R": 0.9629631535161415, "fc": 20.0, "a": -0.9},
+        {"kind": "2w", "R": float(st.radius_bound(0.89976976687987, 1)), "fc": 19897.6, "a": 0.89976976687987},
+    ],
+)
+def test_values_on_the_closed_bounds_are_accepted(section):
+    cascade = Cascade("2w", 48000)
+    params = cascade.params(cascade.theta_from_params([section]))[0]
+    for name in ("R", "fc", "a"):
+        assert params[name] == pytest.approx(section[name], rel=1e-8, abs=1e-9)
+
+
+def test_a_bad_warp_is_reported_as_itself():
+    # a = 1.0 used to be reported as "R=0.837... is outside (0, -1)"
+    with pytest.raises(ValueError, match=r"section 0 \(2w\): a=1.0 is outside \[-0.9, 0.9\]"):
+        Cascade("2w", 48000).theta_from_params([{"R": 0.837, "fc": 100.0, "a": 1.0}])
+
+
 def test_params_round_trip_through_theta():
     cascade = Cascade("2w,1w,2", 48000)
     params = [{"kind": "2w", "R": 0.99, "fc": 120.0, "a": 0.3}, {"fc": 2500.0, "a": -0.6}, {"R": 0.5, "fc": 19000.0}]
@@ -257,6 +304,10 @@ def test_bad_params_are_refused_with_the_value(params, match):
         ({"version": 99}, "not an apftools cascade model"),
         ({"fs": -1}, "positive finite sample rate"),
         ({"spec": "3q"}, "bad section '3q'"),
+        ({"spec": "99999999999x2"}, "a cascade holds 1 to 256 sections"),
+        ({"spec": "2sw1054"}, r"stretch factor must be in \[1, 1053\]"),
+        ({"units": {"R": "", "fc": "kHz", "a": ""}}, "cascade units must be"),
+        ({"extra": 1}, r"unknown \['extra'\]"),
         ({"sections": [{"kind": "2w", "R": 0.99999, "fc": 100.0, "a": 0.0}]}, "R=0.99999 is outside"),
     ],
 )

@@ -2,7 +2,9 @@
 
 SIGINT (Ctrl-C), SIGTERM and SIGHUP end a run at any moment, start-up
 included, with one line on stderr and exit status 128 + the signal number
-(130, 143, 129).  The signal becomes an exception, so every ``with`` block on
+(130, 143, 129).  A signal ignored when the command starts (``nohup``
+ignores SIGHUP; a non-interactive shell starts background jobs with SIGINT
+ignored) stays ignored.  The signal becomes an exception, so every ``with`` block on
 the way out runs: temporary files and staging folders are removed and
 earlier outputs stay as they were (:class:`apftools.io.OutputFolder`,
 :func:`apftools.io.atomic_write`).  Further signals are ignored while that
@@ -34,7 +36,8 @@ def _on_signal(signum, frame):
 def main():
     """Entry point of the ``apftools`` console script."""
     for signum in _SIGNALS:
-        signal.signal(signum, _on_signal)
+        if signal.getsignal(signum) is not signal.SIG_IGN:  # an ignored signal stays ignored (nohup, `cmd &`)
+            signal.signal(signum, _on_signal)
     try:
         from .cli import main as cli
 

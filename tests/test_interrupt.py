@@ -1,0 +1,130 @@
+"""SIGINT and SIGTERM at several moments of real ``apftools align`` / ``apply`` processes.
+
+Moments are found by watching the file system, not by guessing times: the
+staging folder appears before the audio is read, its first file when
+writing starts, an ``apply`` output's temporary file while it is written.
+Afterwards the process has exited with 128 + the signal, said so in one line
+without a traceback, and the output folder holds the earlier run's outputs
+unchanged, with no temporary file anywhere.
+"""
+
+import hashlib
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "data"
+
+
+def _default_signals():
+    # as from a terminal: a runner started in the background may pass SIGINT on ignored, and apftools keeps
+    # ignored signals ignored (nohup)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
+
+
+def start(*args, preexec_fn=_default_signals):
+    return subprocess.Popen([sys.executable, "-m", "apftools", "--quiet", *map(str, args)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=preexec_fn)
+
+
+def wait_for(condition, process, timeout=60.0):
+    """Poll every millisecond until ``condition()`` holds; False if the process ended first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        if process.poll() is not None:
+            return False
+        time.sleep(0.001)
+    raise AssertionError("the moment never came")
+
+
+def digest(folder):
+    """Every file below ``folder`` (hidden ones too) with its SHA-256."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def staging(parent):
+    return [p for p in parent.iterdir() if p.name.startswith(".")]
+
+
+def assert_interrupted(process, signum):
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 128 + signum, stderr
+    assert "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1].startswith("Interrupted by SIG"), stderr
+
+
+@pytest.fixture(scope="module")
+def earlier(tmp_path_factory):
+    """An output folder from a complete earlier run (with --plot and --mix) and its digest."""
+    out = tmp_path_factory.mktemp("earlier") / "out"
+    process = start("align", DATA / "dry.flac", DATA / "wet.flac", "-o", out, "--plot", "--mix", "0.5")
+    assert process.wait(timeout=120) == 0, process.stderr.read()
+    return out, digest(out)
+
+
+MOMENTS = {
+    # before the staging folder exists: Python is still importing numpy, scipy and numba
+    "start-up": lambda out: (lambda: True, 0.4),
+    # the staging folder exists: audio is read and the fit runs
+    "fitting": lambda out: (lambda: bool(staging(out.parent)), 1.0),
+    # the staging folder holds a first output: the files are being written
+    "writing": lambda out: (lambda: any(any(s.iterdir()) for s in staging(out.parent) if s.is_dir()), 0.0),
+}
+
+
+@pytest.mark.parametrize("moment, signum", [("start-up", signal.SIGINT), ("fitting", signal.SIGTERM),
+                                            ("writing", signal.SIGINT), ("writing", signal.SIGTERM)])
+def test_interrupted_align_leaves_the_earlier_outputs_and_no_temporary_file(earlier, tmp_path, moment, signum):
+    out = shutil.copytree(earlier[0], tmp_path / "out")
+    process = start("align", DATA / "dry.flac", DATA / "wet.flac", "-o", out, "--force", "--plot")
+    condition, pause = MOMENTS[moment](out)
+    assert wait_for(condition, process), "finished before the moment"
+    time.sleep(pause)
+    process.send_signal(signum)
+    assert_interrupted(process, signum)
+    assert digest(out) == earlier[1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+@pytest.fixture(scope="module")
+def long_take(tmp_path_factory):
+    """60 s of stereo noise: long enough that writing it takes a while."""
+    path = tmp_path_factory.mktemp("long") / "take.wav"
+    noise = 0.1 * np.random.default_rng(0).standard_normal((60 * 48000, 2))
+    soundfile.write(str(path), noise, 48000, subtype="FLOAT")
+    return path
+
+
+def test_an_ignored_signal_stays_ignored(earlier, tmp_path):
+    def ignore_hangup():  # what nohup does
+        _default_signals()
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    target = tmp_path / "applied.wav"
+    process = start("apply", earlier[0] / "model.json", DATA / "dry.flac", "-o", target, preexec_fn=ignore_hangup)
+    time.sleep(0.5)
+    process.send_signal(signal.SIGHUP)
+    assert process.wait(timeout=60) == 0
+    assert soundfile.info(str(target)).frames == 8 * 48000
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_apply_leaves_no_output_and_no_temporary_file(earlier, long_take, tmp_path, signum):
+    target = tmp_path / "applied.wav"
+    process = start("apply", earlier[0] / "model.json", long_take, "-o", target)
+    assert wait_for(lambda: any(p.name.startswith(".applied.tmp-") for p in tmp_path.iterdir()), process)
+    process.send_signal(signum)
+    assert_interrupted(process, signum)
+    assert list(tmp_path.iterdir()) == []

@@ -5,6 +5,8 @@ import os
 import numpy as np
 import pytest
 import soundfile
+from hypothesis import given, settings
+from hypothesis import strategies as hs
 
 from apftools.errors import ApftoolsError, ApftoolsIOError, ApftoolsTypeError, ApftoolsValueError
 from apftools.io import atomic_write, read_audio, read_json, same_file, write_audio, write_json
@@ -218,3 +220,43 @@ def test_same_file(tmp_path, monkeypatch):
     assert not same_file(a, tmp_path / "c.wav")
     os.symlink(a, tmp_path / "link.wav")
     assert same_file("link.wav", a)
+
+
+# --- fuzzing the audio reader -----------------------------------------------------------------------------------------
+
+def _audio_bytes(tmp_path, extension, subtype):
+    path = tmp_path / f"valid{extension}"
+    soundfile.write(str(path), 0.5 * np.sin(np.arange(4800) / 7.0)[:, None].repeat(2, axis=1), 48000, subtype=subtype)
+    return path.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def audio_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("valid")
+    return [(ext, _audio_bytes(folder, ext, subtype)) for ext, subtype in
+            ((".wav", "FLOAT"), (".wav", "PCM_16"), (".flac", "PCM_24"), (".aiff", "PCM_24"))]
+
+
+# 200 examples: each is one libsndfile open of a 20 kB file; the truncation points and byte edits
+# cover every header field of the four formats many times over
+@settings(max_examples=200)
+@given(data=hs.data())
+def test_damaged_or_random_audio_is_read_or_refused_with_an_apftools_error(audio_files, tmp_path_factory, data):
+    extension, valid = data.draw(hs.sampled_from(audio_files))
+    kind = data.draw(hs.sampled_from(["truncate", "overwrite", "random"]))
+    if kind == "truncate":
+        damaged = valid[:data.draw(hs.integers(0, len(valid)))]
+    elif kind == "overwrite":
+        start = data.draw(hs.integers(0, len(valid) - 1))
+        noise = data.draw(hs.binary(min_size=1, max_size=8))
+        damaged = valid[:start] + noise + valid[start + len(noise):]
+    else:
+        damaged = data.draw(hs.binary(max_size=256))
+    path = tmp_path_factory.mktemp("damaged") / f"x{extension}"
+    path.write_bytes(damaged)
+    try:
+        samples, fs = read_audio(path)
+    except ApftoolsError as error:
+        assert str(path) in str(error) and "\n" not in str(error)
+    else:
+        assert samples.ndim == 2 and samples.shape[1] > 0 and np.all(np.isfinite(samples)) and fs > 0

@@ -69,6 +69,23 @@ def validate_signal(x, name="x"):
     return x
 
 
+def check_keys(data, keys, what):
+    """Raise unless ``data`` is a dict with exactly ``keys``; the message names ``what``, missing and unknown keys."""
+    if not isinstance(data, dict):
+        raise ApftoolsTypeError(f"{what} must be a JSON object, got {type(data).__name__}")
+    if set(data) != set(keys):
+        missing, unknown = sorted(set(keys) - set(data)), sorted(map(str, set(data) - set(keys)))
+        raise ApftoolsValueError(f"{what} needs exactly the keys {sorted(keys)}"
+                                 + (f"; missing {missing}" if missing else "")
+                                 + (f"; unknown {short_repr(unknown)}" if unknown else ""))
+
+
+def short_repr(value, limit=80):
+    """``repr(value)`` cut to ``limit`` characters, for messages about untrusted data."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def validate_pair(dry, wet):
     """Validated float64 (C, N) views of dry and wet cut to their common length.
 

@@ -14,7 +14,7 @@ from autograd.extend import defvjp, primitive
 from autograd.tracer import getval
 
 from . import structures as st
-from ._validate import validate_fs
+from ._validate import check_keys, short_repr, validate_fs
 from .errors import ApftoolsTypeError, ApftoolsValueError
 from .filtering import filter_stretched
 
@@ -224,7 +224,7 @@ class Cascade:
         """
         if not isinstance(params, (list, tuple)) or len(params) != self.n_sections:
             raise ApftoolsValueError(
-                f"expected a list of {self.n_sections} section dicts for {self!r}, got {_short(params)}")
+                f"expected a list of {self.n_sections} section dicts for {self!r}, got {short_repr(params)}")
         theta = np.empty(self.n_params)
         for i, (kind, section) in enumerate(zip(self.kinds, params)):
             values = st.check_section(kind, section, self.fs, where=f"section {i}")
@@ -389,25 +389,16 @@ class Cascade:
         if data.get("format") != MODEL_FORMAT or data.get("version") != MODEL_VERSION:
             raise ApftoolsValueError(
                 f"not an apftools cascade model (format {MODEL_FORMAT!r} version {MODEL_VERSION}): "
-                f"got format {_short(data.get('format'))} version {_short(data.get('version'))}"
+                f"got format {short_repr(data.get('format'))} version {short_repr(data.get('version'))}"
             )
-        keys = {"format", "version", "fs", "spec", "units", "sections"}
-        if set(data) != keys:
-            raise ApftoolsValueError(f"a cascade model has the keys {sorted(keys)}; "
-                                     f"missing {sorted(keys - set(data))}, unknown {sorted(map(str, set(data) - keys))}")
+        check_keys(data, {"format", "version", "fs", "spec", "units", "sections"}, "a cascade model")
         units = {name: r.unit for name, r in st.RANGES.items()}
         if data["units"] != units:
-            raise ApftoolsValueError(f"cascade units must be {units}, got {_short(data['units'])}")
+            raise ApftoolsValueError(f"cascade units must be {units}, got {short_repr(data['units'])}")
         cascade = cls(data["spec"], data["fs"])
         if fs is not None:
             cascade.check_fs(fs)
         return cascade, cascade.theta_from_params(data["sections"])
-
-
-def _short(value, limit=80):
-    """``repr(value)`` cut to ``limit`` characters, for messages about untrusted data."""
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 @primitive

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._validate import validate_fs, validate_signal
-from .cascade import Cascade, _short
+from ._validate import check_keys, short_repr, validate_fs, validate_signal
+from .cascade import Cascade
 from .delay import apply_delay
 from .errors import ApftoolsTypeError, ApftoolsValueError
 
@@ -43,16 +43,6 @@ METHOD_LABELS = ("lbfgs", "biasnet", "biasnet+lbfgs", "delay-only", "none")
 
 _ALIGNMENT_KEYS = {"format", "version", "fs", "method", "per_channel", "models"}
 _CHANNEL_KEYS = {"delay_samples", "polarity", "cascade"}
-
-
-def _check_keys(data, keys, what):
-    if not isinstance(data, dict):
-        raise ApftoolsTypeError(f"{what} must be a JSON object, got {type(data).__name__}")
-    if set(data) != keys:
-        missing, unknown = sorted(keys - set(data)), sorted(map(str, set(data) - keys))
-        raise ApftoolsValueError(f"{what} needs exactly the keys {sorted(keys)}"
-                                 + (f"; missing {missing}" if missing else "")
-                                 + (f"; unknown {_short(unknown)}" if unknown else ""))
 
 
 @dataclass
@@ -92,16 +82,16 @@ class ChannelModel:
         """Raise unless this model is valid at sample rate ``fs`` (Hz, validated): the rules of the module docstring."""
         delay, limit = self.delay_samples, MAX_DELAY_S * fs
         if isinstance(delay, bool) or not isinstance(delay, numbers.Real) or not np.isfinite(delay):
-            raise ApftoolsValueError(f"{where}: delay_samples={_short(delay)} is not a finite number")
+            raise ApftoolsValueError(f"{where}: delay_samples={short_repr(delay)} is not a finite number")
         if not -limit <= delay <= limit:
             raise ApftoolsValueError(f"{where}: delay_samples={delay!r} is outside [{-limit:g}, {limit:g}] samples "
                                      f"({MAX_DELAY_S:g} s either way at fs={fs:g} Hz)")
         if not isinstance(self.polarity, numbers.Integral) or isinstance(self.polarity, bool) \
                 or self.polarity not in (1, -1):
-            raise ApftoolsValueError(f"{where}: polarity={_short(self.polarity)} must be 1 or -1")
+            raise ApftoolsValueError(f"{where}: polarity={short_repr(self.polarity)} must be 1 or -1")
         if self.cascade is not None:
             if not isinstance(self.cascade, Cascade):
-                raise ApftoolsTypeError(f"{where}: cascade must be a Cascade or None, got {_short(self.cascade)}")
+                raise ApftoolsTypeError(f"{where}: cascade must be a Cascade or None, got {short_repr(self.cascade)}")
             if self.cascade.fs != fs:
                 raise ApftoolsValueError(f"{where}: the cascade is at fs={self.cascade.fs:g} Hz, "
                                          f"the model at fs={fs:g} Hz")
@@ -114,7 +104,7 @@ class ChannelModel:
     @classmethod
     def from_dict(cls, data, fs, where="model"):
         """Rebuild from :meth:`to_dict` output; ``fs`` is the alignment's (validated)."""
-        _check_keys(data, _CHANNEL_KEYS, where)
+        check_keys(data, _CHANNEL_KEYS, where)
         if data["cascade"] is None:
             return cls(data["delay_samples"], data["polarity"])
         try:
@@ -155,13 +145,13 @@ class Alignment:
         self.fs = validate_fs(self.fs)
         if not isinstance(self.models, list) or not 1 <= len(self.models) <= MAX_MODELS:
             raise ApftoolsValueError(f"an alignment needs a list of 1 to {MAX_MODELS} channel models, "
-                                     f"got {_short(self.models)}")
+                                     f"got {short_repr(self.models)}")
         for i, model in enumerate(self.models):
             if not isinstance(model, ChannelModel):
-                raise ApftoolsTypeError(f"models[{i}] must be a ChannelModel, got {_short(model)}")
+                raise ApftoolsTypeError(f"models[{i}] must be a ChannelModel, got {short_repr(model)}")
             model.check(self.fs, where=f"models[{i}]")
         if self.method not in METHOD_LABELS:
-            raise ApftoolsValueError(f"method={_short(self.method)} must be one of {', '.join(METHOD_LABELS)}")
+            raise ApftoolsValueError(f"method={short_repr(self.method)} must be one of {', '.join(METHOD_LABELS)}")
 
     @property
     def per_channel(self):
@@ -223,16 +213,16 @@ class Alignment:
         if data.get("format") != ALIGNMENT_FORMAT or data.get("version") != ALIGNMENT_VERSION:
             raise ApftoolsValueError(
                 f"not an apftools alignment model (format {ALIGNMENT_FORMAT!r} version {ALIGNMENT_VERSION}): "
-                f"got format {_short(data.get('format'))} version {_short(data.get('version'))}")
-        _check_keys(data, _ALIGNMENT_KEYS, "an alignment model")
+                f"got format {short_repr(data.get('format'))} version {short_repr(data.get('version'))}")
+        check_keys(data, _ALIGNMENT_KEYS, "an alignment model")
         model_fs = validate_fs(data["fs"])
         if fs is not None and validate_fs(fs) != model_fs:
             raise ApftoolsValueError(f"the model was fitted at fs={model_fs:g} Hz, not {validate_fs(fs):g} Hz")
         models = data["models"]
         if not isinstance(models, list) or not 1 <= len(models) <= MAX_MODELS:
-            raise ApftoolsValueError(f"models must be a list of 1 to {MAX_MODELS} channel models, got {_short(models)}")
+            raise ApftoolsValueError(f"models must be a list of 1 to {MAX_MODELS} channel models, got {short_repr(models)}")
         if data["per_channel"] is not (len(models) > 1):
-            raise ApftoolsValueError(f"per_channel={_short(data['per_channel'])} must be {len(models) > 1} "
+            raise ApftoolsValueError(f"per_channel={short_repr(data['per_channel'])} must be {len(models) > 1} "
                                      f"for {len(models)} channel model(s)")
         return cls(model_fs, [ChannelModel.from_dict(m, model_fs, f"models[{i}]") for i, m in enumerate(models)],
                    data["method"])

@@ -123,7 +123,8 @@ CASES = {
     "apply: empty output": ("apply {w}/earlier/model.json {w}/dry.wav -o ''", ["output path is empty"], 1),
     "apply: output is a folder": ("apply {w}/earlier/model.json {w}/dry.wav -o {w}/foreign", ["foreign"], 2),
     "response: bad model": ("response {w}/warp.json", ["warp.json", "a=1.0"], 1),
-    "response: plot exists": ("response {w}/earlier/model.json --plot {w}/existing.png", ["existing.png", "--force"], 1),
+    "response: plot exists": ("response {w}/earlier/model.json --plot {w}/existing.png",
+                              ["existing.png", "--force"], 1),
 }
 
 

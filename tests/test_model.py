@@ -117,7 +117,8 @@ def cascade_section(d):
 
 
 BAD_MODELS = [
-    (lambda d: d["models"][0].update(delay_samples=1e15), r"delay_samples=1000000000000000.0 is outside \[-480000, 480000\]"),
+    (lambda d: d["models"][0].update(delay_samples=1e15),
+     r"delay_samples=1000000000000000.0 is outside \[-480000, 480000\]"),
     (lambda d: d["models"][0].update(delay_samples=-1e7), r"delay_samples=-10000000.0 is outside"),
     (lambda d: d["models"][0].update(delay_samples="12"), r"delay_samples='12' is not a finite number"),
     (lambda d: d["models"][0].update(delay_samples=True), r"delay_samples=True is not a finite number"),
@@ -135,7 +136,8 @@ BAD_MODELS = [
     (lambda d: d.update(fs="48k"), r"fs must be a real number in Hz, got '48k'"),
     (lambda d: d["models"][0]["cascade"].update(fs=44100.0), r"built for fs=44100 Hz, got a signal at fs=48000"),
     (lambda d: d["models"][0]["cascade"].pop("units"), r"missing \['units'\]"),
-    (lambda d: cascade_section(d).update(a=1.0), r"models\[0\]\.cascade: section 0 \(2w\): a=1.0 is outside \[-0.9, 0.9\]"),
+    (lambda d: cascade_section(d).update(a=1.0),
+     r"models\[0\]\.cascade: section 0 \(2w\): a=1.0 is outside \[-0.9, 0.9\]"),
     (lambda d: cascade_section(d).update(a=1e308), r"a=1e\+308 is outside"),  # shrunk by hypothesis: overflowed
     (lambda d: cascade_section(d).update(R=-0.1), r"R=-0.1 is outside \[0.0, 0.99"),
     (lambda d: cascade_section(d).update(fc=30000.0), r"fc=30000.0 Hz is outside \[20.0, 20000.0\] Hz for a=0.2"),

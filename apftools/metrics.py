@@ -229,6 +229,26 @@ def worst_band(centres, deficit):
     return float(centres[i]), float(deficit[i])
 
 
+def band_harm_db(before_db, after_db):
+    """The largest loss of any band between two :func:`band_mix_deficit_db` results, in dB (0 = no band lost).
+
+    ``min(0, min_b(after_b - before_b))`` over the bands where both are
+    defined (both have energy above :data:`BAND_FLOOR`): -3 means that some
+    band's deficit got 3 dB worse, whatever the others gained.  The "do no
+    harm" measure of an alignment, with ``before`` the unaligned pair.
+
+    Examples
+    --------
+    >>> band_harm_db([-1.0, -6.0, np.nan], [-0.5, -8.0, -20.0])
+    -2.0
+    """
+    before_db, after_db = np.asarray(before_db, dtype=float), np.asarray(after_db, dtype=float)
+    if before_db.shape != after_db.shape:
+        raise ApftoolsValueError(f"band deficits must have the same shape, got {before_db.shape} and {after_db.shape}")
+    change = (after_db - before_db)[~(np.isnan(before_db) | np.isnan(after_db))]
+    return float(min(0.0, np.min(change, initial=0.0)))
+
+
 def _welch(dry, wet, fs):
     """Welch transfer function (channels summed) restricted to 20 Hz..min(20 kHz, 0.45 fs)."""
     fs = validate_fs(fs)

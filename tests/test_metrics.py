@@ -171,3 +171,13 @@ def test_bad_inputs_time_domain(function, noise):
         function(np.zeros(10), noise)
     with pytest.raises(ApftoolsValueError, match=r"shape \(N,\) or \(C, N\)"):
         function(np.ones((1, 1, 4)), np.ones(4))
+
+
+def test_band_harm_is_the_largest_loss_of_any_band_with_energy():
+    from apftools.metrics import band_harm_db
+
+    before = np.array([-1.0, -6.0, np.nan, -0.5])
+    assert band_harm_db(before, [-0.5, -8.0, -20.0, -0.4]) == pytest.approx(-2.0)  # NaN bands do not count
+    assert band_harm_db(before, [0.0, -3.0, 0.0, 0.0]) == 0.0  # every band gained: no harm
+    with pytest.raises(ValueError, match="same shape"):
+        band_harm_db(before, [0.0])

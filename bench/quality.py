@@ -1,0 +1,348 @@
+"""Score aligners on a folder of dry/wet cases: the real-effects benchmark.
+
+``python bench/quality.py CASES_DIR [--methods LIST] [--cmd TEMPLATE] [--json FILE] [--plot FILE] [--only NAMES]``
+
+A case is any sub-folder holding ``dry.wav`` (or ``.flac``) and ``wet.wav``
+(or ``.flac``) at one sample rate; ``meta.json`` is optional (its
+``expect`` is shown).  Layouts: N dry channels into N wet channels, or a
+mono dry into an N-channel wet (each wet channel scored against the one dry).
+
+Methods (``--methods``, comma-separated, default all but ``cmd``, which
+runs when ``--cmd`` is given):
+
+=================  ==========================================================
+``raw``            no alignment
+``delay-polarity`` GCC-PHAT integer lag and sign per channel: what delay and
+                   polarity aligners do
+``oracle``         that lag, then the per-bin phase of the dry-to-wet
+                   cross-spectrum applied on the STFT (non-causal, static):
+                   the upper bound of any static alignment at the metrics'
+                   resolution
+``lbfgs``          ``apftools.align`` with its defaults
+``auto``           ``apftools.align(sections="auto")``
+``biasnet-paper``  BiasNet with the paper's sizes, learning rate 1e-5 and
+                   multi-resolution STFT-sum loss
+``biasnet-small``  BiasNet with layers (64, 64), learning rate 1e-3
+``biasnet+polish`` the paper's BiasNet, refined by L-BFGS
+``cmd``            an external aligner: ``--cmd 'my-aligner {dry} {wet} {out}'``
+                   must write ``{out}/aligned.wav`` (the dry's rate and
+                   length, the wet's channel count)
+=================  ==========================================================
+
+BiasNet trainings stop after ``--biasnet-seconds`` (default 15 s) or 1000
+steps, whichever comes first.  A method that fails on a case records its
+error in that row; the run goes on.
+
+Metrics, per case, method and wet channel and over all channels (``"all"``),
+all from :mod:`apftools.metrics`: the 50/50 mix deficit, the worst
+third-octave band and its centre, the *harm* (the largest loss of any band
+with energy against ``raw``, :func:`apftools.metrics.band_harm_db`), the
+weighted phase error, the fitted model's largest cascade group delay over
+20 Hz to min(20 kHz, 0.45 fs) (a ringing indicator), and wall seconds.
+
+Output: a markdown table of the worst band per case and method on stdout,
+with summary rows (cases within 0.5 dB of the oracle's worst band, cases
+harmed by more than 0.5 dB, median deficit); ``--json FILE`` writes one row
+per case, method and channel; ``--plot FILE`` draws the worst bands.
+"""
+
+import argparse
+import concurrent.futures
+import functools
+import json
+import math
+import pathlib
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import scipy.signal
+
+from apftools import align, metrics
+from apftools.delay import apply_delay, estimate_delay
+from apftools.io import read_audio
+
+METHODS = ("raw", "delay-polarity", "oracle", "lbfgs", "auto", "biasnet-paper", "biasnet-small", "biasnet+polish",
+           "cmd")
+#: A method is "near the oracle" on a case when its worst band is within this of the oracle's (dB).
+NEAR_ORACLE_DB = 0.5
+#: A method "harms" a case when some band loses more than this against raw (dB).
+HARM_DB = 0.5
+KEYS = ("case", "method", "channel", "mix_deficit_db", "worst_band_db", "worst_band_hz", "harm_db",
+        "phase_error_deg", "max_group_delay_ms", "seconds", "error")
+
+
+# ------------------------------------------------------------------------------------------------------- cases
+def find_cases(folder, only=None):
+    """Sorted case folders below ``folder`` that hold a dry and a wet file."""
+    cases = []
+    for path in sorted(pathlib.Path(folder).iterdir()):
+        files = {p.stem: p for p in path.glob("*") if p.suffix.lower() in (".wav", ".flac")} if path.is_dir() else {}
+        if {"dry", "wet"} <= set(files) and (only is None or path.name in only):
+            cases.append(path)
+    return cases
+
+
+def load_case(path):
+    """``(dry, wet, fs, meta)`` with dry of 1 or the wet's channel count."""
+    files = {p.stem: p for p in path.glob("*") if p.suffix.lower() in (".wav", ".flac")}
+    dry, fs = read_audio(files["dry"])
+    wet, fs_wet = read_audio(files["wet"])
+    if fs_wet != fs:
+        raise ValueError(f"dry is at {fs} Hz, wet at {fs_wet} Hz")
+    if dry.shape[0] not in (1, wet.shape[0]):
+        raise ValueError(f"{dry.shape[0]} dry channels into {wet.shape[0]} wet channels: not a layout scored here")
+    n = min(dry.shape[1], wet.shape[1])
+    meta_path = path / "meta.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    return dry[:, :n], wet[:, :n], fs, meta
+
+
+def _per_channel(dry, wet):
+    """(dry channel, wet channel) pairs: a mono dry feeds every wet channel."""
+    return [(dry[min(c, dry.shape[0] - 1)], wet[c]) for c in range(wet.shape[0])]
+
+
+# ----------------------------------------------------------------------------------------------------- methods
+def _delay_polarity(d, w, fs):
+    estimate = estimate_delay(d, w, fs)
+    return estimate.polarity * apply_delay(d, round(estimate.delay_samples))
+
+
+def _oracle(d, w, fs):
+    """Integer lag removed, then every STFT bin rotated by the cross-spectrum's phase at its frequency."""
+    d = _delay_polarity(d, w, fs)
+    nperseg = metrics.frame_length(fs, len(d))
+    kwargs = {"fs": fs, "window": "hann", "nperseg": nperseg, "noverlap": 3 * nperseg // 4}
+    _, _, dd = scipy.signal.stft(d, **kwargs)
+    _, _, ww = scipy.signal.stft(w, **kwargs)
+    rotation = np.exp(1j * np.angle(np.sum(np.conj(dd) * ww, axis=-1, keepdims=True)))
+    _, y = scipy.signal.istft(dd * rotation, **kwargs)
+    return y[:len(d)]
+
+
+def _apftools(**options):
+    def method(dry, wet, fs, case_folder):
+        result = align(dry, wet, fs, **options)
+        return result.apply(dry), result
+
+    return method
+
+
+def _cmd_method(template):
+    def method(dry, wet, fs, case_folder):
+        with tempfile.TemporaryDirectory() as out:
+            files = {p.stem: p for p in case_folder.glob("*") if p.suffix.lower() in (".wav", ".flac")}
+            command = template.format(dry=shlex.quote(str(files["dry"])), wet=shlex.quote(str(files["wet"])),
+                                      out=shlex.quote(out))
+            result = subprocess.run(command, shell=True, capture_output=True, text=True)
+            if result.returncode != 0:
+                raise RuntimeError(f"exit {result.returncode}: {result.stderr.strip()[-300:]}")
+            aligned, fs_out = read_audio(pathlib.Path(out) / "aligned.wav")
+        if fs_out != fs or aligned.shape != wet.shape:
+            raise ValueError(f"aligned.wav is {aligned.shape} at {fs_out} Hz; expected {wet.shape} at {fs} Hz")
+        return aligned, None
+
+    return method
+
+
+def _per_channel_method(function):
+    def method(dry, wet, fs, case_folder):
+        return np.stack([function(d, w, fs) for d, w in _per_channel(dry, wet)]), None
+
+    return method
+
+
+def build_methods(biasnet_seconds, cmd=None):
+    """Method name -> ``f(dry, wet, fs, case_folder) -> (aligned with the wet's channels, Alignment or None)``."""
+    paper = {"max_seconds": biasnet_seconds}
+    methods = {
+        "raw": _per_channel_method(lambda d, w, fs: d),
+        "delay-polarity": _per_channel_method(_delay_polarity),
+        "oracle": _per_channel_method(_oracle),
+        "lbfgs": _apftools(),
+        "auto": _apftools(sections="auto"),
+        "biasnet-paper": _apftools(method="biasnet", loss="mr_stft_sum", biasnet=paper),
+        "biasnet-small": _apftools(method="biasnet", loss="mr_stft_sum",
+                                   biasnet={**paper, "layer_sizes": (64, 64), "learning_rate": 1e-3}),
+        "biasnet+polish": _apftools(method="biasnet", loss="mr_stft_sum", polish=True, biasnet=paper),
+    }
+    if cmd is not None:
+        methods["cmd"] = _cmd_method(cmd)
+    return methods
+
+
+# ----------------------------------------------------------------------------------------------------- metrics
+def max_group_delay_ms(alignment, fs):
+    """Largest group delay of the model's cascades (bulk delay excluded) over 20 Hz to min(20 kHz, 0.45 fs), ms."""
+    if alignment is None:
+        return float("nan")
+    freqs = np.geomspace(metrics.F_LOW_HZ, min(metrics.F_HIGH_HZ, 0.45 * fs), 2048)
+    delays = [np.max(m.cascade.group_delay(m.theta, freqs)) for m in alignment.models if m.cascade is not None]
+    return 1000.0 * max(delays, default=0.0) / fs
+
+
+def score(aligned, wet, fs, raw_bands):
+    """Metrics of one aligned signal (C, N) against the wet: per channel and "all"; band deficits for harm."""
+    rows, bands = [], []
+    for channel, (a, w) in [(str(c), (aligned[c], wet[c])) for c in range(wet.shape[0])] + [("all", (aligned, wet))]:
+        centres, band_db = metrics.band_mix_deficit_db(a, w, fs)
+        hz, worst = metrics.worst_band(centres, band_db)
+        rows.append({"channel": channel, "mix_deficit_db": metrics.mix_deficit_db(a, w, fs), "worst_band_db": worst,
+                     "worst_band_hz": hz, "phase_error_deg": metrics.phase_error_deg(a, w, fs)})
+        bands.append(band_db)
+    for row, band_db, raw in zip(rows, bands, raw_bands or bands):
+        row["harm_db"] = metrics.band_harm_db(raw, band_db)
+    return rows, bands
+
+
+def run_case(folder, names, biasnet_seconds, cmd=None):
+    """The methods ``names`` on one case: JSON rows (raw first, so harm has its reference)."""
+    methods = {name: f for name, f in build_methods(biasnet_seconds, cmd).items() if name in names}
+    name = folder.name
+    try:
+        dry, wet, fs, meta = load_case(folder)
+    except Exception as error:  # noqa: BLE001  (a bad case is a row, not the end of the run)
+        return [dict.fromkeys(KEYS, None) | {"case": name, "method": m, "channel": "all", "error": str(error)}
+                for m in methods]
+    rows, raw_bands = [], None
+    for method_name in sorted(methods, key=lambda m: m != "raw"):
+        start = time.perf_counter()
+        try:
+            aligned, alignment = methods[method_name](dry, wet, fs, folder)
+            seconds = time.perf_counter() - start
+            method_rows, bands = score(aligned, wet, fs, raw_bands)
+            if method_name == "raw":
+                raw_bands = bands
+            extra = {"max_group_delay_ms": max_group_delay_ms(alignment, fs), "seconds": seconds, "error": None}
+        except Exception as error:  # noqa: BLE001  (recorded in the row; the run goes on)
+            method_rows = [dict.fromkeys(KEYS, None) | {"channel": "all"}]
+            extra = {"seconds": time.perf_counter() - start, "error": f"{type(error).__name__}: {error}"}
+        for row in method_rows:
+            rows.append({key: None for key in KEYS} | row | extra | {"case": name, "method": method_name,
+                                                                     "expect": meta.get("expect")})
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------------ output
+def _cell(row):
+    if row is None:
+        return ""
+    if row["error"]:
+        return "error"
+    return f"{row['worst_band_db']:.2f}"
+
+
+def _summary(rows, methods):
+    totals = {row["case"]: row for row in rows if row["method"] == "oracle" and row["channel"] == "all"}
+    lines = []
+    for label, test in (
+        (f"within {NEAR_ORACLE_DB} dB of oracle",
+         lambda r, o: r["worst_band_db"] >= o["worst_band_db"] - NEAR_ORACLE_DB),
+        (f"harms a band by > {HARM_DB} dB", lambda r, o: r["harm_db"] < -HARM_DB),
+    ):
+        cells = []
+        for method in methods:
+            scored = [(r, totals.get(r["case"])) for r in rows if r["method"] == method and r["channel"] == "all"]
+            ok = [test(r, o) for r, o in scored if not r["error"] and o and not o["error"]]
+            errors = sum(1 for r, _ in scored if r["error"])
+            cells.append(f"{sum(ok)}/{len(scored)}" + (f" ({errors} err)" if errors else ""))
+        lines.append(f"| **{label}** | | " + " | ".join(cells) + " |")
+    for label, key, digits in (("median overall deficit (dB)", "mix_deficit_db", 3), ("median seconds", "seconds", 2)):
+        medians = []
+        for method in methods:
+            values = [r[key] for r in rows if r["method"] == method and r["channel"] == "all" and not r["error"]]
+            medians.append(f"{statistics.median(values):.{digits}f}" if values else "")
+        lines.append(f"| **{label}** | | " + " | ".join(medians) + " |")
+    return lines
+
+
+def markdown(rows, methods):
+    """Cases x methods: the worst third-octave band (dB) over all channels, and summary rows."""
+    cases = list(dict.fromkeys(row["case"] for row in rows))
+    index = {(r["case"], r["method"]): r for r in rows if r["channel"] == "all"}
+    lines = ["| case | expect | " + " | ".join(methods) + " |", "|---|---|" + "---:|" * len(methods)]
+    for case in cases:
+        expect = next((r.get("expect") for r in rows if r["case"] == case), None) or ""
+        lines.append(f"| {case} | {expect} | " + " | ".join(_cell(index.get((case, m))) for m in methods) + " |")
+    return "\n".join(lines + _summary(rows, methods))
+
+
+def plot(rows, methods, path):
+    """Per case, the worst band of each method as a horizontal bar; the oracle as a black mark."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cases = list(dict.fromkeys(row["case"] for row in rows))
+    index = {(r["case"], r["method"]): r for r in rows if r["channel"] == "all" and not r["error"]}
+    shown = [m for m in methods if m != "oracle"]
+    height = 0.8 / max(len(shown), 1)
+    figure, ax = plt.subplots(figsize=(10, 1.0 + 0.45 * len(cases) * max(1, len(shown) / 4)))
+    colours = plt.get_cmap("tab10")
+    for j, method in enumerate(shown):
+        y = [i + (j - (len(shown) - 1) / 2) * height for i in range(len(cases))]
+        x = [index[(c, method)]["worst_band_db"] if (c, method) in index else np.nan for c in cases]
+        ax.barh(y, x, height=height, color=colours(j % 10), label=method)
+        for yy, xx in zip(y, x):
+            if np.isnan(xx):
+                ax.text(0.0, yy, " error", va="center", fontsize=6, color=colours(j % 10))
+    oracle = [index[(c, "oracle")]["worst_band_db"] if (c, "oracle") in index else np.nan for c in cases]
+    ax.scatter(oracle, range(len(cases)), marker="|", s=400, color="black", zorder=3, label="oracle")
+    ax.set_yticks(range(len(cases)), cases, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("worst third-octave band of the 50/50 mix (dB, 0 = coherent)")
+    ax.axvline(0.0, color="grey", linewidth=0.5)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    ax.grid(axis="x", alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+
+
+def _json_safe(value):
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("cases_dir", type=pathlib.Path)
+    parser.add_argument("--methods", default=None, help=f"comma-separated, from {', '.join(METHODS)}")
+    parser.add_argument("--cmd", default=None, help="external aligner template with {dry}, {wet} and {out}")
+    parser.add_argument("--json", type=pathlib.Path, default=None, help="write the rows as JSON")
+    parser.add_argument("--plot", type=pathlib.Path, default=None, help="write a PNG of the worst bands")
+    parser.add_argument("--only", default=None, help="comma-separated case names")
+    parser.add_argument("--biasnet-seconds", type=float, default=15.0, help="cap of each BiasNet training")
+    parser.add_argument("--jobs", type=int, default=1, help="cases scored at once (one process each)")
+    args = parser.parse_args(argv)
+    names = args.methods.split(",") if args.methods else [m for m in METHODS if m != "cmd" or args.cmd]
+    unknown = set(names) - set(METHODS)
+    if unknown or ("cmd" in names and not args.cmd):
+        parser.error(f"unknown methods {sorted(unknown)}" if unknown else "--methods cmd needs --cmd TEMPLATE")
+    cases = find_cases(args.cases_dir, args.only.split(",") if args.only else None)
+    if not cases:
+        parser.error(f"no case folders with dry and wet files in {args.cases_dir}")
+    rows, start = [], time.perf_counter()
+    work = functools.partial(run_case, names=names, biasnet_seconds=args.biasnet_seconds, cmd=args.cmd)
+    pool = concurrent.futures.ProcessPoolExecutor(args.jobs) if args.jobs > 1 else None
+    for i, (case, case_rows) in enumerate(zip(cases, pool.map(work, cases) if pool else map(work, cases))):
+        rows += case_rows
+        print(f"[{i + 1}/{len(cases)}] {case.name} ({time.perf_counter() - start:.0f} s so far)",
+              file=sys.stderr, flush=True)
+    if pool:
+        pool.shutdown()
+    print(markdown(rows, names))
+    print(f"\n{len(cases)} cases, {len(names)} methods in {time.perf_counter() - start:.0f} s")
+    if args.json:
+        args.json.write_text(json.dumps([{k: _json_safe(v) for k, v in r.items()} for r in rows], indent=1) + "\n")
+    if args.plot:
+        plot(rows, names, args.plot)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

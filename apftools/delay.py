@@ -19,6 +19,7 @@ import scipy.signal
 import scipy.special
 
 from ._validate import validate_fs, validate_positive, validate_signal
+from .bands import audio_band
 from .errors import ApftoolsTypeError, ApftoolsValueError
 
 #: Below this peak prominence (``1 - second / first``) a delay estimate is flagged ambiguous.  Measured
@@ -78,7 +79,7 @@ def _band_weight(freqs_hz, band_hz, fs):
     except (TypeError, ValueError):
         raise ApftoolsTypeError(f"band_hz must be a pair (low_hz, high_hz), got {band_hz!r}") from None
     lo = 0.0 if lo is None else float(lo)
-    hi = min(20000.0, 0.45 * fs) if hi is None else float(hi)
+    hi = audio_band(fs)[1] if hi is None else float(hi)
     if not (np.isfinite(lo) and np.isfinite(hi) and 0.0 <= lo < hi <= fs / 2):
         raise ApftoolsValueError(
             f"band_hz must satisfy 0 <= low < high <= fs/2 = {fs / 2:g} Hz, got {band_hz!r}")

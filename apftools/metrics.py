@@ -26,6 +26,7 @@ for neural modelling of audio systems", Proc. IEEE ICASSP 2020, pp. 251-255.
 import numpy as np
 import scipy.signal
 
+from . import bands
 from ._validate import validate_fs, validate_pair
 from .errors import ApftoolsValueError
 from .response import frame_length as _frame_length, transfer_function
@@ -35,12 +36,6 @@ MIN_DB = -120.0
 
 BAND_FLOOR = 1e-6
 """A third-octave band with less energy than this fraction of the loudest band is reported as NaN."""
-
-F_LOW_HZ = 20.0
-"""Lowest frequency of the Welch-based summaries (phase error, coherence), in Hz."""
-
-F_HIGH_HZ = 20000.0
-"""Highest frequency of the summaries and bands, in Hz (further capped at 0.45 fs)."""
 
 MIN_SAMPLES = 64
 """Shortest signal the spectral metrics accept (one frame of at least this many samples)."""
@@ -63,10 +58,6 @@ def frame_length(fs, n_samples):
         raise ApftoolsValueError(
             f"signals of {n_samples} samples are too short for spectral metrics; at least {MIN_SAMPLES} are needed")
     return _frame_length(0.043, fs, n_samples)
-
-
-def _f_high(fs):
-    return min(F_HIGH_HZ, 0.45 * fs)
 
 
 def level_match_gain(dry, wet):
@@ -154,22 +145,16 @@ def mix_deficit_db(dry, wet, fs):
 
 
 def third_octave_centres(fs):
-    r"""Base-2 third-octave centres :math:`1000 \cdot 2^{k/3}` Hz (IEC 61260-1) from the 25 Hz band up.
-
-    The lowest band is the nominal 25 Hz band (exact centre 24.8 Hz); the
-    highest is the last centre not above :math:`\min(20\ \mathrm{kHz}, 0.45 f_s)`.
-    """
-    fs = validate_fs(fs)
-    k = np.arange(round(3 * np.log2(25.0 / 1000.0)), np.floor(3 * np.log2(_f_high(fs) / 1000.0)) + 1)
-    return 1000.0 * 2.0 ** (k / 3.0)
+    """Third-octave centres in Hz at sample rate ``fs`` (see :func:`apftools.bands.third_octave_centres`)."""
+    return bands.third_octave_centres(validate_fs(fs))
 
 
 def _bands(freqs, numerator, denominator, fs):
     centres = third_octave_centres(fs)
-    band_num, band_den = np.zeros(len(centres)), np.zeros(len(centres))
-    for i, centre in enumerate(centres):
-        inside = (freqs >= centre * 2 ** (-1 / 6)) & (freqs < centre * 2 ** (1 / 6))
-        band_num[i], band_den[i] = np.sum(numerator[inside]), np.sum(denominator[inside])
+    index = bands.third_octave_index(freqs, fs)
+    inside = index >= 0
+    band_num = np.bincount(index[inside], numerator[inside], len(centres))
+    band_den = np.bincount(index[inside], denominator[inside], len(centres))
     valid = band_den > BAND_FLOOR * np.max(band_den)
     deficit = np.full(len(centres), np.nan)
     deficit[valid] = _db(band_num[valid] / band_den[valid])
@@ -250,11 +235,12 @@ def band_harm_db(before_db, after_db):
 
 
 def _welch(dry, wet, fs):
-    """Welch transfer function (channels summed) restricted to 20 Hz..min(20 kHz, 0.45 fs)."""
+    """Welch transfer function (channels summed) restricted to the audio band (:func:`apftools.bands.audio_band`)."""
     fs = validate_fs(fs)
     dry, wet = validate_pair(dry, wet)
     tf = transfer_function(dry, wet, fs, nperseg=frame_length(fs, dry.shape[1]))
-    return tf.select((tf.freqs_hz >= F_LOW_HZ) & (tf.freqs_hz <= _f_high(fs)))
+    low, high = bands.audio_band(fs)
+    return tf.select((tf.freqs_hz >= low) & (tf.freqs_hz <= high))
 
 
 def _phase_error(tf):
@@ -393,18 +379,24 @@ def mix_report(dry, wet, fs):
     -------
     dict
         Keys ``mix_deficit_db``, ``worst_band_hz``, ``worst_band_db``
-        (NaN only if every band is NaN), ``phase_error_deg``, ``esr``,
-        ``ncc``, ``coherence`` and ``residual_delay_samples``.
+        (NaN only if every band is NaN), ``bands_hz`` and
+        ``band_deficit_db`` (:func:`band_mix_deficit_db` as lists, None
+        for its NaN bands),
+        ``phase_error_deg``, ``esr``, ``ncc``, ``coherence`` and
+        ``residual_delay_samples``.
     """
     fs = validate_fs(fs)
     dry, wet = validate_pair(dry, wet)
     freqs, numerator, denominator = _mix_sums(dry, wet, fs)
-    band_hz, band_db = worst_band(*_bands(freqs, numerator, denominator, fs))
+    centres, band_deficit = _bands(freqs, numerator, denominator, fs)
+    band_hz, band_db = worst_band(centres, band_deficit)
     tf = _welch(dry, wet, fs)
     return {
         "mix_deficit_db": _deficit(numerator, denominator),
         "worst_band_hz": band_hz,
         "worst_band_db": band_db,
+        "bands_hz": centres.tolist(),
+        "band_deficit_db": [None if np.isnan(v) else float(v) for v in band_deficit],  # JSON: no NaN
         "phase_error_deg": _phase_error(tf),
         "esr": esr(dry, wet),
         "ncc": ncc(dry, wet),

@@ -20,10 +20,11 @@ import scipy.ndimage
 import scipy.signal
 
 from ._validate import validate_fs
+from .bands import audio_band, third_octave_centres, third_octave_index
 from .errors import ApftoolsValueError
 
 
-#: Weights ignore frequencies more than 60 dB below the strongest (power ratio).
+#: Weights ignore third-octave bands more than 60 dB below the strongest (power ratio).
 LEVEL_FLOOR = 1e-6
 
 
@@ -57,16 +58,41 @@ class TransferFunction:
 
     @property
     def weights(self):
-        r"""Fitting weights: coherence times level in dB above a floor, normalised to sum 1.
+        r"""Band-balanced fitting weights, normalised to sum 1.
 
-        .. math:: w_f \propto \gamma^2(f)\, \ln\!\big(1 + P(f) / (10^{-6} \max P)\big)
+        Every third-octave band :math:`b` of the audio band
+        (:mod:`apftools.bands`) with energy gets the same total weight, times
+        its mean coherence; inside a band, bins share it by coherence times
+        level:
 
-        The logarithm weights frequencies by how far (in dB) they stand above a
-        floor 60 dB below the strongest one, not by raw power, which on music
-        would hand the whole fit to the bass and leave the treble out of phase.
+        .. math:: w_f = \bar\gamma^2_b\, \frac{\gamma^2(f)\, P(f)}{\sum_{g \in b} \gamma^2(g)\, P(g)},
+                  \qquad f \in b,
+
+        with :math:`\bar\gamma^2_b` the mean coherence over the band's bins.
+        A band has energy when :math:`\sum_{f \in b} P(f)` is at least
+        :data:`LEVEL_FLOOR` times the strongest band's; bins outside every
+        band or in bands without energy get 0.  Measured on real effects:
+        weights following power, or even level in dB, gave a band 16 dB down
+        almost nothing, and the fit dug notches there; the mix deficit judges
+        every band, so the fit weighs every band alike.
         """
-        w = self.coherence * np.log1p(self.power / (LEVEL_FLOOR * np.max(self.power)))
-        return w / np.sum(w)
+        index = third_octave_index(self.freqs_hz, self.fs)
+        inside = index >= 0
+        n_bands = len(third_octave_centres(self.fs))
+        share = self.coherence * self.power
+        band_energy = np.bincount(index[inside], self.power[inside], n_bands)
+        band_share = np.bincount(index[inside], share[inside], n_bands)
+        counts = np.bincount(index[inside], minlength=n_bands)
+        band_coherence = np.bincount(index[inside], self.coherence[inside], n_bands) / np.maximum(counts, 1)
+        has_energy = (band_energy >= LEVEL_FLOOR * np.max(band_energy)) & (band_share > 0)
+        scale = np.where(has_energy, band_coherence / np.where(has_energy, band_share, 1.0), 0.0)
+        w = np.zeros(len(self.freqs_hz))
+        w[inside] = share[inside] * scale[index[inside]]
+        total = np.sum(w)
+        if total <= 0:  # no band with energy: fall back to coherence alone, so the fit stays defined
+            w = self.coherence + 1e-12
+            total = np.sum(w)
+        return w / total
 
     def select(self, mask):
         """The transfer function at the frequencies where ``mask`` is true."""
@@ -126,13 +152,14 @@ def transfer_function(dry, wet, fs, *, nperseg=None):
     return TransferFunction(freqs, h, coherence, np.abs(s_dw), measured_group_delay(freqs, h, fs), fs)
 
 
-def log_grid(tf, f_low=20.0, f_high=20000.0, n_points=512):
-    """The measured bins nearest to ``n_points`` log-spaced frequencies (each bin once).
+def log_grid(tf, n_points=512):
+    """The measured bins nearest to ``n_points`` log-spaced frequencies over the audio band (each bin once).
 
     All bins are kept at low frequencies, where bins are sparser than the
     log grid; high frequencies are thinned to about ``n_points`` in all.
+    The band is :func:`apftools.bands.audio_band`.
     """
-    f_high = min(f_high, 0.45 * tf.fs)
+    f_low, f_high = audio_band(tf.fs)
     targets = np.geomspace(f_low, f_high, n_points)
     index = np.unique(np.searchsorted(tf.freqs_hz, targets).clip(0, len(tf.freqs_hz) - 1))
     mask = np.zeros(len(tf.freqs_hz), bool)

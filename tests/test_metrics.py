@@ -132,8 +132,11 @@ def test_common_length(noise):
 def test_mix_report(noise, hilbert, monkeypatch):
     monkeypatch.setattr(metrics, "residual_delay_samples", lambda dry, wet, fs: 1.5)  # tested on its own
     report = metrics.mix_report(noise, hilbert, FS)
-    assert list(report) == ["mix_deficit_db", "worst_band_hz", "worst_band_db", "phase_error_deg", "esr", "ncc",
-                            "coherence", "residual_delay_samples"]
+    assert list(report) == ["mix_deficit_db", "worst_band_hz", "worst_band_db", "bands_hz", "band_deficit_db",
+                            "phase_error_deg", "esr", "ncc", "coherence", "residual_delay_samples"]
+    centres, deficits = metrics.band_mix_deficit_db(noise, hilbert, FS)
+    assert report.pop("bands_hz") == centres.tolist()
+    np.testing.assert_array_equal(np.array(report.pop("band_deficit_db"), dtype=float), deficits)  # None -> NaN
     assert all(type(value) is float for value in report.values())
     json.dumps(report, allow_nan=False)
     assert report["mix_deficit_db"] == metrics.mix_deficit_db(noise, hilbert, FS)

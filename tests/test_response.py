@@ -35,14 +35,15 @@ def test_coherence_falls_with_added_noise(noise):
     np.testing.assert_allclose(np.median(np.real(tf.h)), 1.0, atol=0.03)
 
 
-def test_weights_sum_to_one_and_follow_power():
-    power = np.array([1.0, 1e6, 1e12])  # 0, 60 and 120 dB
-    tf = TransferFunction(np.array([100.0, 200.0, 300.0]), np.ones(3, complex), np.array([1.0, 1.0, 0.5]),
-                          power, np.zeros(3), FS)
-    # coherence times ln(1 + P / (1e-6 max P)): ln(1 + 1e-6), ln(2), 0.5 ln(1 + 1e6)
-    raw = np.array([np.log1p(1e-6), np.log(2.0), 0.5 * np.log1p(1e6)])
+def test_weights_give_every_band_with_energy_its_mean_coherence():
+    freqs = np.array([100.0, 105.0, 200.0, 1000.0, 21000.0])  # bands 100, 100, 200, 1000 Hz; 21 kHz in none
+    coherence = np.array([1.0, 0.5, 0.8, 1.0, 1.0])
+    power = np.array([1.0, 3.0, 10.0, 1e-6, 1.0])  # the 1 kHz band is 70 dB below the 200 Hz band: no energy
+    tf = TransferFunction(freqs, np.ones(5, complex), coherence, power, np.zeros(5), FS)
+    # band 100 Hz: total 0.75 (mean coherence) shared as gamma^2 P = 1 : 1.5; band 200 Hz: 0.8
+    raw = np.array([0.75 * 1.0 / 2.5, 0.75 * 1.5 / 2.5, 0.8, 0.0, 0.0])
     np.testing.assert_allclose(tf.weights, raw / raw.sum())
-    np.testing.assert_array_equal(tf.select(np.array([True, False, True])).freqs_hz, [100.0, 300.0])
+    np.testing.assert_array_equal(tf.select(np.array([True, False, True, False, False])).freqs_hz, [100.0, 200.0])
 
 
 def test_log_grid_keeps_every_low_bin_and_thins_the_top(noise):

@@ -1,0 +1,43 @@
+r"""The audio band and its third octaves: the one rule for which frequencies count.
+
+:func:`audio_band` is 20 Hz to :math:`\min(20\ \mathrm{kHz}, 0.45 f_s)`: the
+whole audible range where the sample rate allows it, and at low rates
+stopping short of Nyquist, where anti-aliasing filters and Welch estimates
+are least reliable.  The metrics, the fit's frequency grid and its weights
+all use it.
+
+Third octaves follow IEC 61260-1 (base 2): centres :math:`1000 \cdot 2^{k/3}`
+Hz, edges :math:`f_c 2^{\pm 1/6}`.
+"""
+
+import numpy as np
+
+#: Lowest frequency of the audio band, in Hz.
+F_LOW_HZ = 20.0
+#: Highest frequency of the audio band, in Hz, at sample rates above 44.4 kHz.
+F_HIGH_HZ = 20000.0
+#: Below 44.4 kHz the band stops at this fraction of the sample rate.
+NYQUIST_FRACTION = 0.45
+
+
+def audio_band(fs):
+    """``(low, high)`` in Hz of the audio band at sample rate ``fs`` (Hz, validated)."""
+    return F_LOW_HZ, min(F_HIGH_HZ, NYQUIST_FRACTION * fs)
+
+
+def third_octave_centres(fs):
+    r"""Base-2 third-octave centres :math:`1000 \cdot 2^{k/3}` Hz (IEC 61260-1) from the 25 Hz band up.
+
+    The lowest band is the nominal 25 Hz band (exact centre 24.8 Hz); the
+    highest is the last centre not above the top of :func:`audio_band`.
+    """
+    k = np.arange(round(3 * np.log2(25.0 / 1000.0)), np.floor(3 * np.log2(audio_band(fs)[1] / 1000.0)) + 1)
+    return 1000.0 * 2.0 ** (k / 3.0)
+
+
+def third_octave_index(freqs_hz, fs):
+    """Index into :func:`third_octave_centres` of the band holding each frequency, -1 outside every band."""
+    centres = third_octave_centres(fs)
+    edges = np.append(centres * 2 ** (-1 / 6), centres[-1] * 2 ** (1 / 6))
+    index = np.searchsorted(edges, np.asarray(freqs_hz, dtype=float), side="right") - 1
+    return np.where((index >= 0) & (index < len(centres)), index, -1)

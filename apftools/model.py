@@ -1,4 +1,4 @@
-"""The saved alignment: delay, polarity and allpass cascade per channel group, as plain JSON.
+r"""The saved alignment: delay, polarity and allpass cascade per channel group, as plain JSON.
 
 An :class:`Alignment` is what :func:`apftools.align` returns and what
 ``apftools apply`` and ``apftools response`` read back.  It imports no
@@ -8,18 +8,36 @@ from a file, so every model apftools writes, it reads back:
 * ``delay_samples`` is a finite number within :data:`MAX_DELAY_S` seconds of
   zero, either sign, at the model's ``fs``;
 * ``polarity`` is the integer 1 or -1;
-* ``cascade`` is ``null`` (delay and polarity only) or a cascade model whose
+* ``cascade`` and ``anticausal`` are each ``null`` or a cascade model whose
   parameters lie in the closed intervals of
   :func:`apftools.structures.param_bounds` (which the fitters' map from
   ``theta`` lands inside by construction);
+* ``mode`` is ``"offline"`` or ``"causal"``; a causal model has no
+  anti-causal cascade and no negative delay (an advance needs the future);
 * every key is present (``cascade`` may be ``null`` but not missing) and no
   other key is.
 
-JSON layout (``format`` ``"apftools.alignment"``, ``version`` 1)::
+Rendering is
 
-    {"format": "apftools.alignment", "version": 1, "fs": 48000.0, "method": "lbfgs",
-     "per_channel": false,
-     "models": [{"delay_samples": 38.4, "polarity": -1, "cascade": {...} or null}, ...]}
+.. math:: y = R\,A\,R\,C\,\big(s\, D_d\, x\big),
+
+with :math:`D_d` the delay, :math:`s` the polarity, :math:`C` the causal
+cascade, :math:`A` the anti-causal cascade run over the time-reversed signal
+(:math:`R` reverses time).  :math:`A` run backwards has exactly the negated
+phase of :math:`A`: a lead, which no stable causal allpass can give.  The
+reversed pass starts from rest at the end of the signal, which is exact for
+a finite signal (nothing follows it); what the anti-causal part would ring
+before the first sample and the causal part after the last is outside the
+output, as for any same-length rendering.  Offline files may use both parts;
+real-time use needs ``mode: causal``.
+
+JSON layout (``format`` ``"apftools.alignment"``, ``version`` 2; version 1,
+without ``mode`` and ``anticausal``, still loads, as an offline model)::
+
+    {"format": "apftools.alignment", "version": 2, "fs": 48000.0, "method": "lbfgs",
+     "mode": "offline", "per_channel": false,
+     "models": [{"delay_samples": 38.4, "polarity": -1, "cascade": {...} or null,
+                 "anticausal": {...} or null}, ...]}
 """
 
 import numbers
@@ -33,7 +51,9 @@ from .delay import apply_delay
 from .errors import ApftoolsTypeError, ApftoolsValueError
 
 ALIGNMENT_FORMAT = "apftools.alignment"
-ALIGNMENT_VERSION = 1
+ALIGNMENT_VERSION = 2
+#: ``"offline"``: files, causal and anti-causal sections; ``"causal"``: real-time use and export.
+MODES = ("offline", "causal")
 #: Largest bulk delay of a model, either sign, in seconds at the model's sample rate.
 MAX_DELAY_S = 10.0
 #: Most channel models in one alignment.
@@ -41,42 +61,62 @@ MAX_MODELS = 1024
 #: What :attr:`Alignment.method` may say: a fitter, a polished fitter, or a fallback.
 METHOD_LABELS = ("lbfgs", "biasnet", "biasnet+lbfgs", "delay-only", "none")
 
-_ALIGNMENT_KEYS = {"format", "version", "fs", "method", "per_channel", "models"}
-_CHANNEL_KEYS = {"delay_samples", "polarity", "cascade"}
+#: The keys of each format version: (alignment, channel model).
+_KEYS = {1: ({"format", "version", "fs", "method", "per_channel", "models"}, {"delay_samples", "polarity", "cascade"}),
+         2: ({"format", "version", "fs", "method", "mode", "per_channel", "models"},
+             {"delay_samples", "polarity", "cascade", "anticausal"})}
 
 
 @dataclass
 class ChannelModel:
-    """Delay, polarity and cascade applied to one group of channels.
+    """Delay, polarity, causal and anti-causal cascades applied to one group of channels.
 
     ``delay_samples`` may be fractional or negative (the wet leads);
-    rendering is ``polarity * cascade(delay(x))``, and a model without a
-    cascade (``cascade=None``) renders delay and polarity only.  The values
-    are checked by the :class:`Alignment` that holds the model.
+    rendering is ``polarity * cascade(delay(x))`` followed by
+    ``anticausal`` run over the time-reversed result (module docstring).
+    Either cascade may be None.  The values are checked by the
+    :class:`Alignment` that holds the model.
     """
 
     delay_samples: float
     polarity: int
     cascade: Cascade = None
     theta: np.ndarray = None
+    anticausal: Cascade = None
+    anticausal_theta: np.ndarray = None
+
+    def parts(self):
+        """``(cascade, theta, sign)`` of the parts present: sign +1 causal, -1 anti-causal (negated phase)."""
+        return [(c, t, s) for c, t, s in ((self.cascade, self.theta, 1), (self.anticausal, self.anticausal_theta, -1))
+                if c is not None]
 
     def apply(self, x):
-        """Render ``x`` (time on the last axis) through delay, polarity and cascade."""
+        """Render ``x`` (time on the last axis) through delay, polarity and both cascades."""
         y = self.polarity * apply_delay(x, self.delay_samples)
-        return y if self.cascade is None else self.cascade.process(self.theta, y)
+        for cascade, theta, sign in self.parts():
+            y = cascade.process(theta, y) if sign > 0 else cascade.process(theta, y[..., ::-1])[..., ::-1]
+        return y
+
+    def allpass_response(self, freqs_hz):
+        """Phase (radians, unwrapped) and group delay (samples) of the cascades alone at ``freqs_hz`` (Hz).
+
+        The anti-causal part counts negated (a lead); zero without cascades.
+        """
+        freqs_hz = np.asarray(freqs_hz, dtype=float)
+        phase, delay = np.zeros(freqs_hz.shape), np.zeros(freqs_hz.shape)
+        for cascade, theta, sign in self.parts():
+            phase = phase + sign * cascade.phase(theta, freqs_hz)
+            delay = delay + sign * cascade.group_delay(theta, freqs_hz)
+        return phase, delay
 
     def response(self, freqs_hz, fs):
         """Phase (radians, unwrapped) and group delay (samples) of the whole model at ``freqs_hz``.
 
         Both include the bulk delay; the phase includes the polarity (pi when inverted).
         """
-        freqs_hz = np.asarray(freqs_hz, dtype=float)
-        phase = -2 * np.pi * freqs_hz / fs * self.delay_samples + (np.pi if self.polarity < 0 else 0.0)
-        delay = np.full(freqs_hz.shape, float(self.delay_samples))
-        if self.cascade is not None:
-            phase = phase + self.cascade.phase(self.theta, freqs_hz)
-            delay = delay + self.cascade.group_delay(self.theta, freqs_hz)
-        return phase, delay
+        phase, delay = self.allpass_response(freqs_hz)
+        omega = 2 * np.pi * np.asarray(freqs_hz, dtype=float) / fs
+        return phase - omega * self.delay_samples + (np.pi if self.polarity < 0 else 0.0), delay + self.delay_samples
 
     def check(self, fs, where="model"):
         """Raise unless this model is valid at sample rate ``fs`` (Hz, validated): the rules of the module docstring."""
@@ -89,29 +129,42 @@ class ChannelModel:
         if not isinstance(self.polarity, numbers.Integral) or isinstance(self.polarity, bool) \
                 or self.polarity not in (1, -1):
             raise ApftoolsValueError(f"{where}: polarity={short_repr(self.polarity)} must be 1 or -1")
-        if self.cascade is not None:
-            if not isinstance(self.cascade, Cascade):
-                raise ApftoolsTypeError(f"{where}: cascade must be a Cascade or None, got {short_repr(self.cascade)}")
-            if self.cascade.fs != fs:
-                raise ApftoolsValueError(f"{where}: the cascade is at fs={self.cascade.fs:g} Hz, "
-                                         f"the model at fs={fs:g} Hz")
-            self.cascade.theta_from_params(self.cascade.params(self.theta))  # the rules a file is loaded by
+        for name, cascade, theta in (("cascade", self.cascade, self.theta),
+                                     ("anticausal", self.anticausal, self.anticausal_theta)):
+            if cascade is None:
+                continue
+            if not isinstance(cascade, Cascade):
+                raise ApftoolsTypeError(f"{where}: {name} must be a Cascade or None, got {short_repr(cascade)}")
+            if cascade.fs != fs:
+                raise ApftoolsValueError(f"{where}: the {name} is at fs={cascade.fs:g} Hz, the model at fs={fs:g} Hz")
+            cascade.theta_from_params(cascade.params(theta))  # the rules a file is loaded by
+
+    @property
+    def causal(self):
+        """True when the model can run in real time: no anti-causal part and no advance."""
+        return self.anticausal is None and self.delay_samples >= 0
 
     def to_dict(self):
-        cascade = None if self.cascade is None else self.cascade.to_dict(self.theta)
-        return {"delay_samples": float(self.delay_samples), "polarity": int(self.polarity), "cascade": cascade}
+        def part(cascade, theta):
+            return None if cascade is None else cascade.to_dict(theta)
+
+        return {"delay_samples": float(self.delay_samples), "polarity": int(self.polarity),
+                "cascade": part(self.cascade, self.theta), "anticausal": part(self.anticausal, self.anticausal_theta)}
 
     @classmethod
-    def from_dict(cls, data, fs, where="model"):
-        """Rebuild from :meth:`to_dict` output; ``fs`` is the alignment's (validated)."""
-        check_keys(data, _CHANNEL_KEYS, where)
-        if data["cascade"] is None:
-            return cls(data["delay_samples"], data["polarity"])
-        try:
-            cascade, theta = Cascade.from_dict(data["cascade"], fs=fs)
-        except (ApftoolsTypeError, ApftoolsValueError) as error:
-            raise type(error)(f"{where}.cascade: {error}") from None
-        return cls(data["delay_samples"], data["polarity"], cascade, theta)
+    def from_dict(cls, data, fs, where="model", version=ALIGNMENT_VERSION):
+        """Rebuild from :meth:`to_dict` output (or a version-1 model); ``fs`` is the alignment's (validated)."""
+        check_keys(data, _KEYS[version][1], where)
+        parts = []
+        for name in ("cascade", "anticausal"):
+            if data.get(name) is None:
+                parts += [None, None]
+                continue
+            try:
+                parts += Cascade.from_dict(data[name], fs=fs)
+            except (ApftoolsTypeError, ApftoolsValueError) as error:
+                raise type(error)(f"{where}.{name}: {error}") from None
+        return cls(data["delay_samples"], data["polarity"], *parts)
 
 
 @dataclass
@@ -134,12 +187,15 @@ class Alignment:
     report : dict
         Metrics before and after, delay, polarity, confidence, warnings,
         diagnostics and timing (JSON-ready; not part of the saved model).
+    mode : {"offline", "causal"}
+        ``"causal"`` promises real-time use: every model is :attr:`ChannelModel.causal`.
     """
 
     fs: float
     models: list
     method: str = "lbfgs"
     report: dict = field(default_factory=dict)
+    mode: str = "offline"
 
     def __post_init__(self):
         self.fs = validate_fs(self.fs)
@@ -152,6 +208,14 @@ class Alignment:
             model.check(self.fs, where=f"models[{i}]")
         if self.method not in METHOD_LABELS:
             raise ApftoolsValueError(f"method={short_repr(self.method)} must be one of {', '.join(METHOD_LABELS)}")
+        if self.mode not in MODES:
+            raise ApftoolsValueError(f"mode={short_repr(self.mode)} must be one of {', '.join(MODES)}")
+        if self.mode == "causal":
+            for i, model in enumerate(self.models):
+                if not model.causal:
+                    raise ApftoolsValueError(
+                        f"models[{i}] is not causal (anti-causal sections or delay_samples="
+                        f"{model.delay_samples!r} < 0) but mode is 'causal'")
 
     @property
     def per_channel(self):
@@ -196,7 +260,7 @@ class Alignment:
     def to_dict(self):
         """Plain data (physical parameters only), for :func:`apftools.io.write_json`."""
         return {"format": ALIGNMENT_FORMAT, "version": ALIGNMENT_VERSION, "fs": self.fs,
-                "method": self.method, "per_channel": self.per_channel,
+                "method": self.method, "mode": self.mode, "per_channel": self.per_channel,
                 "models": [m.to_dict() for m in self.models]}
 
     @classmethod
@@ -210,11 +274,12 @@ class Alignment:
         """
         if not isinstance(data, dict):
             raise ApftoolsTypeError(f"an alignment model must be a JSON object, got {type(data).__name__}")
-        if data.get("format") != ALIGNMENT_FORMAT or data.get("version") != ALIGNMENT_VERSION:
+        version = data.get("version")
+        if data.get("format") != ALIGNMENT_FORMAT or type(version) is not int or version not in _KEYS:
             raise ApftoolsValueError(
-                f"not an apftools alignment model (format {ALIGNMENT_FORMAT!r} version {ALIGNMENT_VERSION}): "
-                f"got format {short_repr(data.get('format'))} version {short_repr(data.get('version'))}")
-        check_keys(data, _ALIGNMENT_KEYS, "an alignment model")
+                f"not an apftools alignment model (format {ALIGNMENT_FORMAT!r} version {' or '.join(map(str, _KEYS))}): "
+                f"got format {short_repr(data.get('format'))} version {short_repr(version)}")
+        check_keys(data, _KEYS[version][0], "an alignment model")
         model_fs = validate_fs(data["fs"])
         if fs is not None and validate_fs(fs) != model_fs:
             raise ApftoolsValueError(f"the model was fitted at fs={model_fs:g} Hz, not {validate_fs(fs):g} Hz")
@@ -224,8 +289,8 @@ class Alignment:
         if data["per_channel"] is not (len(models) > 1):
             raise ApftoolsValueError(f"per_channel={short_repr(data['per_channel'])} must be {len(models) > 1} "
                                      f"for {len(models)} channel model(s)")
-        return cls(model_fs, [ChannelModel.from_dict(m, model_fs, f"models[{i}]") for i, m in enumerate(models)],
-                   data["method"])
+        return cls(model_fs, [ChannelModel.from_dict(m, model_fs, f"models[{i}]", version) for i, m in enumerate(models)],
+                   data["method"], mode=data.get("mode", "offline"))  # version 1 made no causality promise
 
     def save(self, path, *, overwrite=False):
         """Write :meth:`to_dict` as JSON, atomically."""

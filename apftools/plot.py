@@ -13,13 +13,6 @@ from .metrics import band_mix_deficit_db
 from .response import log_grid, transfer_function
 
 
-def _model_curves(model, freqs, fs):
-    """Phase (unwrapped, radians) and group delay (samples) of one channel model, without its bulk delay."""
-    if model.cascade is None:
-        return np.zeros(len(freqs)), np.zeros(len(freqs))
-    return model.cascade.phase(model.theta, freqs), model.cascade.group_delay(model.theta, freqs)
-
-
 def _decorate(ax, ylabel):
     ax.set_xscale("log")
     ax.set_xlabel("frequency (Hz)")
@@ -45,7 +38,7 @@ def report_figure(alignment, dry, wet):
         label = "" if len(groups) == 1 else f" ch{i + 1}"
         shifted = model.polarity * apply_delay(dry[channels], model.delay_samples)
         measured = log_grid(transfer_function(shifted, wet[channels], fs))
-        phase, tau = _model_curves(model, measured.freqs_hz, fs)
+        phase, tau = model.allpass_response(measured.freqs_hz)
         measured_phase = np.unwrap(np.angle(measured.h))
         # the measured phase is known modulo 2 pi: shift it onto the model at the strongest frequency
         anchor = np.argmax(measured.weights)

@@ -31,8 +31,9 @@ def response(model, plot_path, force):
     for i, channel in enumerate(alignment.models):
         name = "all channels" if len(alignment.models) == 1 else f"channel {i + 1}"
         spec = channel.cascade.spec if channel.cascade is not None else "none"
+        anticausal = f", anti-causal {channel.anticausal.spec}" if channel.anticausal is not None else ""
         click.echo(f"{name}: delay {channel.delay_samples:+.2f} samples, polarity {channel.polarity:+d}, "
-                   f"cascade {spec}, fs {fs:g} Hz")
+                   f"cascade {spec}{anticausal}, fs {fs:g} Hz, {alignment.mode}")
         phase, delay = channel.response(freqs, fs)
         phase = np.degrees(phase)
         click.echo(f"{'Hz':>8} {'phase deg':>10} {'delay ms':>9} {'samples':>9}")

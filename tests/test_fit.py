@@ -81,7 +81,7 @@ def test_fit_frequency_recovers_phase_delay_and_polarity():
     # told the wrong polarity, the fit finds the right one
     fit = fit_frequency(cascade, tf, polarity=1, n_starts=8, rng=0)
     assert fit.polarity == -1
-    assert fit.loss < 1e-8
+    assert fit.loss < 1e-7  # 0.03 degrees RMS
     assert fit.delay_samples == pytest.approx(-0.4, abs=1e-3)
     np.testing.assert_allclose(np.unwrap(cascade.phase(fit.theta, tf.freqs_hz)),
                                np.unwrap(cascade.phase(theta, tf.freqs_hz)), atol=1e-3)

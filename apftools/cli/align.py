@@ -27,8 +27,12 @@ def _resample(signal, fs_from, fs_to):
 @click.argument("wet", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", "outdir", required=True, type=click.Path(file_okay=False),
               help="Output directory (created if missing).")
-@click.option("--sections", default="3x2w,1w", show_default=True,
-              help="Cascade spec such as '3x2w,1w', or 'auto' to choose the order.")
+@click.option("--sections", default=None,
+              help="Cascade spec CAUSAL|ANTICAUSAL, e.g. '3x2w,1w|2x2w,1w' (the default; '3x2w,1w' with --causal); "
+                   "CAUSAL may be 'auto' to choose the order.")
+@click.option("--causal", is_flag=True,
+              help="Real-time mode: causal sections and no advance only (default: offline, filtering the "
+                   "anti-causal sections backwards over the file).")
 @click.option("--method", default="lbfgs", show_default=True, type=click.Choice(METHODS),
               help="Fitter: L-BFGS from many starts, or the BiasNet network of Bargum et al. (slower).")
 @click.option("--polish", is_flag=True, help="With --method biasnet, refine the network's result with L-BFGS.")
@@ -38,8 +42,8 @@ def _resample(signal, fs_from, fs_to):
               help="With --method biasnet: most Adam steps (early stopping may end sooner).")
 @click.option("--loss", default="mse", show_default=True,
               type=click.Choice(list(LOSSES)),
-              help="Time-domain loss for the refinement.")
-@click.option("--max-delay-ms", default=100.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="With --method biasnet: the training loss.")
+@click.option("--max-delay-ms", default=250.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
               help="Largest bulk delay searched, either sign.")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Seed for the random starts.")
 @click.option("--per-channel", is_flag=True, help="Fit each channel separately (default: one model for all).")
@@ -49,8 +53,8 @@ def _resample(signal, fs_from, fs_to):
               help="Also write mix.wav: aligned dry and wet mixed at this wet ratio.")
 @force_option
 @reports_errors
-def align(dry, wet, outdir, sections, method, polish, layers, steps, loss, max_delay_ms, seed, per_channel, resample,
-          plot, mix_ratio, force):
+def align(dry, wet, outdir, sections, causal, method, polish, layers, steps, loss, max_delay_ms, seed, per_channel,
+          resample, plot, mix_ratio, force):
     """Align DRY with WET; write aligned.wav, model.json and report.json to OUTDIR."""
     from .. import align as align_signals
     from ..io import OutputFolder, read_audio, write_audio, write_json
@@ -76,13 +80,14 @@ def align(dry, wet, outdir, sections, method, polish, layers, steps, loss, max_d
                 f"{dry} has {dry_signal.shape[0]} channel(s) but {wet} has {wet_signal.shape[0]}")
 
         with progress_bar("aligning") as update:
-            result = align_signals(dry_signal, wet_signal, fs, sections=sections, method=method, polish=polish,
-                                   loss=loss, max_delay_s=max_delay_ms / 1000.0, seed=seed, per_channel=per_channel,
-                                   biasnet={"layer_sizes": layer_sizes, "max_steps": steps},
+            result = align_signals(dry_signal, wet_signal, fs, sections=sections, causal=causal, method=method,
+                                   polish=polish, loss=loss, max_delay_s=max_delay_ms / 1000.0, seed=seed,
+                                   per_channel=per_channel, biasnet={"layer_sizes": layer_sizes, "max_steps": steps},
                                    progress=update)
         report = dict(result.report, inputs={"dry": os.path.abspath(dry), "wet": os.path.abspath(wet),
                                              "wet_resampled_from_hz": fs_wet if fs_wet != fs else None},
-                      settings={"sections": sections, "method": method, "polish": polish, "layers": layer_sizes,
+                      settings={"sections": sections, "causal": causal, "method": method, "polish": polish,
+                                "layers": layer_sizes,
                                 "steps": steps, "loss": loss, "max_delay_ms": max_delay_ms, "seed": seed},
                       versions={"apftools": __version__, "python": platform.python_version()})
         write_audio(folder.path("aligned.wav"), result.apply(dry_signal), fs)
@@ -100,9 +105,11 @@ def align(dry, wet, outdir, sections, method, polish, layers, steps, loss, max_d
 def _summarise(result, fs, outputs):
     before, after = result.report["before"], result.report["after"]
     for group in result.report["groups"]:
+        anticausal = f" | anti-causal {group['anticausal_spec']}" if group["anticausal_spec"] else ""
         echo(f"delay {group['delay_samples']:+.2f} samples ({1000 * group['delay_samples'] / fs:+.3f} ms), "
-             f"polarity {'inverted' if group['polarity'] < 0 else 'normal'}, cascade {group['spec']}")
-    echo(f"model: {result.method}")
+             f"polarity {'inverted' if group['polarity'] < 0 else 'normal'}, cascade {group['spec']}{anticausal}")
+        echo(f"largest group delay {group['max_group_delay_ms']:.2f} ms, rings {group['ring_time_ms']:.0f} ms (60 dB)")
+    echo(f"model: {result.method} ({result.mode}{': for files, not real time' if result.mode == 'offline' else ''})")
     echo(f"50/50 mix deficit  {before['mix_deficit_db']:7.2f} dB -> {after['mix_deficit_db']:7.2f} dB")
     echo(f"worst 1/3-octave   {before['worst_band_db']:7.2f} dB -> {after['worst_band_db']:7.2f} dB "
          f"(at {after['worst_band_hz']:.0f} Hz)")

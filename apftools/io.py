@@ -438,6 +438,7 @@ class OutputFolder:
         self.name = path
         self.staging = None
         self._created = []
+        owned = set(owned)
         if os.path.lexists(self.target) and not os.path.isdir(self.target):
             raise ApftoolsIOError(f"cannot write into {path!r}: it is a file, not a folder")
         for source in inputs:
@@ -450,7 +451,7 @@ class OutputFolder:
                 entries = sorted(os.listdir(self.target))
             except OSError as exc:
                 raise _io_error("read", path, exc) from exc
-            foreign = [entry for entry in entries if entry not in set(owned)]
+            foreign = [entry for entry in entries if entry not in owned]
             if foreign:
                 raise ApftoolsIOError(
                     f"the output folder {path!r} holds files apftools did not write ({_short_list(foreign)}); "
@@ -459,10 +460,12 @@ class OutputFolder:
                 raise ApftoolsIOError(f"the output folder {path!r} holds an earlier run's outputs "
                                       f"({_short_list(entries)}); pass overwrite=True (--force on the command line) "
                                       "to replace them")
+        self._missing = []  # parent folders to create, nearest first
         ancestor = os.path.dirname(self.target)
         while not os.path.isdir(ancestor):
             if os.path.lexists(ancestor):
                 raise ApftoolsIOError(f"cannot create {path!r}: {ancestor!r} is a file, not a folder")
+            self._missing.append(ancestor)
             ancestor = os.path.dirname(ancestor)
 
     def path(self, name):
@@ -470,12 +473,8 @@ class OutputFolder:
         return os.path.join(self.staging, name)
 
     def __enter__(self):
-        missing, folder = [], os.path.dirname(self.target)
-        while not os.path.isdir(folder):
-            missing.append(folder)
-            folder = os.path.dirname(folder)
         try:
-            for folder in reversed(missing):
+            for folder in reversed(self._missing):
                 os.mkdir(folder)
                 self._created.append(folder)
             staging = _temporary_name(os.path.dirname(self.target), os.path.basename(self.target))

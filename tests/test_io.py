@@ -260,3 +260,47 @@ def test_damaged_or_random_audio_is_read_or_refused_with_an_apftools_error(audio
         assert str(path) in str(error) and "\n" not in str(error)
     else:
         assert samples.ndim == 2 and samples.shape[1] > 0 and np.all(np.isfinite(samples)) and fs > 0
+
+
+# --- OutputFolder: all of a run's outputs or no change -----------------------------------------------------------------
+
+def test_output_folder_creates_replaces_whole_and_removes_what_it_made_on_failure(tmp_path):
+    from apftools.io import OutputFolder
+
+    target = tmp_path / "a" / "b" / "out"
+    with OutputFolder(target, ["x.json", "y.json"]) as folder:
+        write_json(folder.path("x.json"), {"run": 1})
+        write_json(folder.path("y.json"), {"run": 1})
+    assert sorted(p.name for p in target.iterdir()) == ["x.json", "y.json"]
+    with pytest.raises(ApftoolsIOError, match="earlier run's outputs .*--force"):
+        OutputFolder(target, ["x.json", "y.json"])
+    with OutputFolder(target, ["x.json", "y.json"], overwrite=True) as folder:
+        write_json(folder.path("x.json"), {"run": 2})
+    assert [p.name for p in target.iterdir()] == ["x.json"]  # y.json belonged to the earlier run: gone with it
+    assert read_json(target / "x.json") == {"run": 2}
+    with pytest.raises(RuntimeError):
+        with OutputFolder(target, ["x.json"], overwrite=True) as folder:
+            write_json(folder.path("x.json"), {"run": 3})
+            raise RuntimeError("the fit failed")
+    assert read_json(target / "x.json") == {"run": 2}  # unchanged
+    with pytest.raises(KeyboardInterrupt):
+        with OutputFolder(tmp_path / "new" / "deeper" / "out", ["x.json"]):
+            raise KeyboardInterrupt
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]  # the parents it made are gone again
+    assert sorted(p.name for p in (tmp_path / "a" / "b").iterdir()) == ["out"]  # no staging folder left
+
+
+def test_output_folder_refuses_folders_it_would_damage(tmp_path):
+    from apftools.io import OutputFolder
+
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep\n")
+    with pytest.raises(ApftoolsIOError, match=r"holds files apftools did not write \(notes.txt\)"):
+        OutputFolder(tmp_path / "mine", ["x.json"], overwrite=True)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ApftoolsIOError, match="is a file, not a folder"):
+        OutputFolder(tmp_path / "file" / "out", ["x.json"])
+    with pytest.raises(ApftoolsIOError, match="inputs are never overwritten"):
+        OutputFolder(tmp_path / "mine", ["x.json"], overwrite=True, inputs=[tmp_path / "mine" / "notes.txt"])
+    with pytest.raises(ApftoolsValueError, match="output folder is empty"):
+        OutputFolder("", ["x.json"])

@@ -17,7 +17,7 @@ import numpy as np
 
 
 @numba.njit(cache=True, nogil=True)
-def cascade_forward(sos, x, out):
+def cascade_forward(sos, x, out, z):
     """Filter ``x`` through every section of ``sos``, keeping each section's output.
 
     Parameters
@@ -28,10 +28,13 @@ def cascade_forward(sos, x, out):
     out : ndarray, shape (K, N, C)
         Written: ``out[s]`` is the output of section ``s``; ``out[K - 1]``
         is the cascade's output.
+    z : ndarray, shape (C, K, 2)
+        The initial state of every section (scipy's ``zi`` layout per
+        section: the two delay elements of the transposed direct form II),
+        overwritten with the final state.
     """
     n_samples, n_channels = x.shape
     n_sections = sos.shape[0]
-    z = np.zeros((n_channels, n_sections, 2))
     for n in range(n_samples):
         for c in range(n_channels):
             v = x[n, c]
@@ -44,8 +47,8 @@ def cascade_forward(sos, x, out):
 
 
 @numba.njit(cache=True, nogil=True)
-def cascade_adjoint(sos, x, out, g, dx, dsos):
-    """Exact reverse pass of :func:`cascade_forward` (see :mod:`apftools.filtering`).
+def cascade_adjoint(sos, x, out, g, lam, dx, dsos):
+    r"""Exact reverse pass of :func:`cascade_forward` (see :mod:`apftools.filtering`).
 
     Parameters
     ----------
@@ -53,6 +56,10 @@ def cascade_adjoint(sos, x, out, g, dx, dsos):
         As given to and written by :func:`cascade_forward`.
     g : ndarray, shape (N, C)
         Cotangent of the loss with respect to the cascade's output.
+    lam : ndarray, shape (C, K, 2)
+        In: the cotangent of the final state, which is
+        :math:`(\lambda[N], \lambda[N+1])` of every section; out:
+        :math:`(\lambda[0], \lambda[1])`, the cotangent of the initial state.
     dx : ndarray, shape (N, C)
         Written: cotangent with respect to ``x``.
     dsos : ndarray, shape (K, 6)
@@ -60,8 +67,7 @@ def cascade_adjoint(sos, x, out, g, dx, dsos):
     """
     n_samples, n_channels = x.shape
     n_sections = sos.shape[0]
-    lam = np.zeros((n_channels, n_sections, 2))  # lambda[n + 1], lambda[n + 2]
-    acc = np.zeros((n_sections, 6))
+    acc = np.zeros((n_sections, 6))  # lam[c, s] holds lambda[n + 1], lambda[n + 2]
     for n in range(n_samples - 1, -1, -1):
         for c in range(n_channels):
             gv = g[n, c]

@@ -49,7 +49,7 @@ def validate_sos(sos):
     if not np.all(np.isfinite(sos)):
         raise ApftoolsValueError("sos contains NaN or Inf")
     if not np.all(sos[:, 3] == 1.0):
-        raise ApftoolsValueError(f"sos[:, 3] (a0) must be all ones, got {sos[:, 3]!r}")
+        raise ApftoolsValueError(f"sos[:, 3] (a0) should be all ones, got {sos[:, 3]!r}")
     return sos
 
 

@@ -57,15 +57,15 @@ from ._validate import validate_sos, validate_signal
 from .errors import ApftoolsTypeError, ApftoolsValueError
 
 
-def _as_real_float(a, name):
+def _as_real_float(a, name, dtype=np.float64):
     if np.iscomplexobj(a):
         raise ApftoolsTypeError(f"{name} must be real to be differentiated, got dtype {a.dtype}")
-    return np.ascontiguousarray(a, dtype=np.float64)
+    return np.ascontiguousarray(a, dtype=dtype)
 
 
 @primitive
 def _cascade(sos, x):
-    """Filter the columns of ``x`` (N, C) with the compiled forward that keeps every section's output.
+    """Filter the columns of ``x`` (N, C) from rest with the compiled forward that keeps every section's output.
 
     The result is a view of the (K, N, C) array of section outputs, which
     therefore stays alive, as the view's ``base``, for the reverse pass.  (An
@@ -75,7 +75,7 @@ def _cascade(sos, x):
     sos = _as_real_float(sos, "sos")
     x = _as_real_float(x, "x")
     outputs = np.empty((sos.shape[0],) + x.shape)
-    _kernels.cascade_forward(sos, x, outputs)
+    _kernels.cascade_forward(sos, x, outputs, np.zeros((x.shape[1], sos.shape[0], 2)))
     return outputs[-1]
 
 
@@ -87,7 +87,8 @@ def _cascade_vjp(argnums, ans, args, kwargs):
     def vjp(g):
         dx = np.empty_like(x)
         dsos = np.empty_like(sos)
-        _kernels.cascade_adjoint(sos, x, outputs, _as_real_float(g, "g"), dx, dsos)
+        _kernels.cascade_adjoint(sos, x, outputs, _as_real_float(g, "g"), np.zeros((x.shape[1], sos.shape[0], 2)),
+                                 dx, dsos)
         grads = (dsos, dx)
         return tuple(grads[i] for i in argnums)
 
@@ -95,6 +96,47 @@ def _cascade_vjp(argnums, ans, args, kwargs):
 
 
 defvjp_argnums(_cascade, _cascade_vjp)
+
+
+@primitive
+def _cascade_state(sos, x, zi):
+    """``(y, zf)``: :func:`_cascade` from the initial state ``zi`` (C, K, 2), and the final state (C, K, 2).
+
+    Computed in ``result_type(sos, x, zi)``: float32 when all three are, as scipy's sosfilt does.
+    """
+    dtype = _work_dtype(sos, x, zi)
+    sos = _as_real_float(sos, "sos", dtype)
+    x = _as_real_float(x, "x", dtype)
+    state = np.array(_as_real_float(zi, "zi", dtype))  # a copy: the kernel turns it into the final state
+    outputs = np.empty((sos.shape[0],) + x.shape, dtype=dtype)
+    _kernels.cascade_forward(sos, x, outputs, state)
+    return outputs[-1], state
+
+
+def _cascade_state_vjp(argnums, ans, args, kwargs):
+    dtype = _work_dtype(*args)
+    sos = _as_real_float(args[0], "sos", dtype)
+    x = _as_real_float(args[1], "x", dtype)
+    outputs = ans[0].base
+
+    def vjp(g):
+        g_y, g_zf = g
+        dx = np.empty_like(x)
+        dsos = np.empty_like(sos)
+        lam = np.array(_as_real_float(g_zf, "g", dtype))  # lambda[N], lambda[N+1] in; lambda[0], lambda[1] = d zi out
+        _kernels.cascade_adjoint(sos, x, outputs, _as_real_float(g_y, "g", dtype), lam, dx, dsos)
+        grads = (dsos, dx, lam)
+        return tuple(grads[i] for i in argnums)
+
+    return vjp
+
+
+defvjp_argnums(_cascade_state, _cascade_state_vjp)
+
+
+def _work_dtype(*arrays):
+    """float32 when every array is float32 (scipy's rule), else float64."""
+    return np.float32 if np.result_type(*(getval(a) for a in arrays)) == np.float32 else np.float64
 
 
 def filter_columns(sos, x):
@@ -128,12 +170,14 @@ def filter_stretched(sos, x, stretch):
     return anp.reshape(y, (x.shape[0], n_channels))[:n_samples]
 
 
-def sosfilt(sos, x):
-    r"""Filter ``x`` along its last axis with second-order sections, differentiably.
+def sosfilt(sos, x, axis=-1, zi=None):
+    r"""Filter ``x`` along ``axis`` with second-order sections, differentiably: :func:`scipy.signal.sosfilt`.
 
-    A drop-in for ``scipy.signal.sosfilt(sos, x)`` with zero initial state.
-    Under autograd tracing the result is differentiable with respect to both
-    ``sos`` and ``x`` (first order, reverse mode); otherwise this is scipy.
+    The same arguments, results and dtypes as scipy's.  Untraced calls are
+    scipy's own.  Under autograd tracing the result is differentiable (first
+    order, reverse mode) with respect to ``sos``, ``x`` and ``zi``, and
+    through the final state ``zf`` too, so blocks filtered one after another
+    with the state carried over differentiate end to end.
 
     Parameters
     ----------
@@ -142,22 +186,47 @@ def sosfilt(sos, x):
 
         .. math:: H_s(z) = \frac{b_0 + b_1 z^{-1} + b_2 z^{-2}}{1 + a_1 z^{-1} + a_2 z^{-2}}.
 
-    x : array_like, shape (..., n_samples)
-        Real input signal(s); time runs along the last axis.
+    x : array_like
+        Input signal(s).
+    axis : int
+        The axis of ``x`` that time runs along.
+    zi : array_like, optional
+        Initial state, shape ``(n_sections, ..., 2, ...)``: ``x``'s shape
+        with ``x.shape[axis]`` replaced by 2, after a first axis of
+        sections (:func:`scipy.signal.sosfilt_zi` times the first sample
+        starts a filter in steady state).
 
     Returns
     -------
-    y : ndarray, shape of ``x``
-        Output of the cascade, float64.
+    y : ndarray
+        Output, the shape of ``x``, in scipy's dtype: ``result_type(sos, x,
+        zi)`` (float32 when all are float32; the traced path then computes in
+        float32 too, like scipy).  Complex input is supported untraced only
+        (the adjoint here is real).
+    zf : ndarray
+        Final state, the shape of ``zi``; returned only when ``zi`` is given.
+
+    Raises
+    ------
+    ApftoolsTypeError
+        Complex data under tracing.
+    ApftoolsValueError
+        A traced call with a bad ``sos``, ``axis`` or ``zi`` shape.
 
     Notes
     -----
     The gradient is the exact adjoint derived in this module's docstring:
     the time-reversed cotangent is filtered with the same sections and the
     coefficient gradients are lag-0/1/2 inner products with each section's
-    input and output (Bargum et al., "Differentiable all-pass filters for
-    phase response estimation and automatic signal alignment", DAFx 2023,
-    need this at every optimiser step).
+    input and output.  An initial state enters the recursion as an input
+    :math:`e[0] = z_0`, :math:`e[1] = z_1` of :math:`T_a v = T_b u + e`, so
+    its cotangent is :math:`(\lambda[0], \lambda[1])`; the cotangent of the
+    final state starts the backward recursion as :math:`(\lambda[N],
+    \lambda[N+1])` (the final state is the section's output at :math:`N`
+    and :math:`N + 1` with zero input; the terms of the virtual output cancel
+    in :math:`\partial L/\partial a_1`).  Bargum et al., "Differentiable
+    all-pass filters for phase response estimation and automatic signal
+    alignment", DAFx 2023, need this gradient at every optimiser step.
 
     Examples
     --------
@@ -168,15 +237,39 @@ def sosfilt(sos, x):
     >>> loss = lambda s: np.sum(sosfilt(s, x) ** 2)
     >>> autograd.grad(loss)(sos).shape
     (1, 6)
+    >>> y, zf = sosfilt(sos, x[:100], zi=np.zeros((1, 2)))   # blocks with the state carried over
+    >>> np.allclose(sosfilt(sos, x[100:200], zi=zf)[0], sosfilt(sos, x[:200])[100:])
+    True
     """
-    validate_sos(getval(sos))
+    if not (isbox(sos) or isbox(x) or isbox(zi)):
+        return scipy.signal.sosfilt(sos, x, axis=axis, zi=zi)
+    sos_value = validate_sos(getval(sos))
     x_value = getval(x)
-    if not (isbox(sos) or isbox(x)):
-        validate_signal(x_value)
-        return scipy.signal.sosfilt(validate_sos(sos), validate_signal(x))
+    if np.iscomplexobj(x_value) or (zi is not None and np.iscomplexobj(getval(zi))):
+        raise ApftoolsTypeError("sosfilt under autograd tracing needs real x and zi; complex input is supported "
+                                f"only untraced (got dtype {np.result_type(x_value)})")
     shape = np.shape(x_value)
-    if len(shape) < 1 or shape[-1] < 1:
-        raise ApftoolsValueError(f"x must have at least one sample along its last axis, got shape {shape}")
-    columns = anp.transpose(anp.reshape(x, (-1, shape[-1])))
-    y = filter_columns(sos, columns)
-    return anp.reshape(anp.transpose(y), shape)
+    if not -len(shape) <= axis < len(shape):
+        raise ApftoolsValueError(f"axis={axis!r} is out of range for x of shape {shape}")
+    axis %= len(shape)
+    if shape[axis] < 1:
+        raise ApftoolsValueError(f"x must have at least one sample along axis {axis}, got shape {shape}")
+    moved = shape[:axis] + shape[axis + 1:] + shape[axis:axis + 1]
+    columns = anp.transpose(anp.reshape(anp.moveaxis(x, axis, -1), (-1, shape[axis])))  # (N, C)
+
+    def restore(y):  # (N, C) back to x's layout
+        return anp.moveaxis(anp.reshape(anp.transpose(y), moved), -1, axis)
+
+    n_sections = sos_value.shape[0]
+    if zi is None:
+        if _work_dtype(sos, x) == np.float64:
+            return restore(_cascade(sos, columns))  # from rest: no state to carry
+        return restore(_cascade_state(sos, columns, np.zeros((columns.shape[1], n_sections, 2), np.float32))[0])
+    expected = (n_sections,) + shape[:axis] + (2,) + shape[axis + 1:]
+    if np.shape(getval(zi)) != expected:
+        raise ApftoolsValueError(f"Invalid zi shape: zi must have shape {expected} (n_sections, then x's shape "
+                                 f"with the axis of length 2), got {np.shape(getval(zi))}")
+    state = anp.moveaxis(anp.reshape(anp.moveaxis(zi, axis + 1, -1), (n_sections, -1, 2)), 0, 1)  # (C, K, 2)
+    y, zf = _cascade_state(sos, columns, state)
+    zf = anp.moveaxis(anp.reshape(anp.moveaxis(zf, 0, 1), (n_sections,) + moved[:-1] + (2,)), -1, axis + 1)
+    return restore(y), zf

@@ -12,7 +12,11 @@ Measured, in one run and with BLAS pinned to one thread
   K in {4, 8, 16, 32} sections;
 * the baseline this replaces: a per-sample Python loop that builds the
   direct-form-II-transposed recursion in the autograd graph (K = 4, small N),
-  with its time extrapolated linearly to N = 48 000.
+  with its time extrapolated linearly to N = 48 000;
+* the cost of state: a loss and gradient through ``apftools.sosfilt(sos, x,
+  zi=zi)`` (gradients with respect to ``sos``, ``x`` and ``zi``, a loss on
+  ``zf`` too) against the same without ``zi``, K = 8, N = 480 000
+  (target at most 1.1x), measured alternately in the same run.
 
 Every timed function is called once untimed first (numba compiles its kernels
 on first use); the garbage collector is off while timing, as in :mod:`timeit`.
@@ -166,6 +170,35 @@ def run_baseline(n_values, repeats):
     return rows
 
 
+STATE_N, STATE_K, STATE_TARGET = 480_000, 8, 1.1
+
+
+def run_state(repeats):
+    """Median times of loss+gradient through sosfilt with and without zi, measured alternately."""
+    from apftools import sosfilt
+
+    rng = np.random.default_rng(SEED_X)
+    sos = scipy.signal.butter(2 * STATE_K, 0.1, output="sos")  # STATE_K sections
+    x, target = make_signals(STATE_N)
+    zi = rng.standard_normal((sos.shape[0], 2))
+
+    def without(s, xx):
+        return anp.mean((sosfilt(s, xx) - target) ** 2)
+
+    def with_state(s, xx, z):
+        y, zf = sosfilt(s, xx, zi=z)
+        return anp.mean((y - target) ** 2) + anp.sum(zf**2)
+
+    plain = autograd.value_and_grad(without, (0, 1))
+    state = autograd.value_and_grad(with_state, (0, 1, 2))
+    plain(sos, x), state(sos, x, zi)  # compile
+    times = {"plain": [], "state": []}
+    for _ in range(repeats):
+        times["plain"].append(median_time(lambda: plain(sos, x), 1, warm_up=False))
+        times["state"].append(median_time(lambda: state(sos, x, zi), 1, warm_up=False))
+    return statistics.median(times["plain"]), statistics.median(times["state"])
+
+
 def print_grid(rows):
     print("Main grid: one sosfilt forward vs one loss+gradient (median wall time)")
     header = f"{'N':>10}  {'K':>3}  {'sosfilt ms':>12}  {'loss+grad ms':>13}  {'ratio':>7}"
@@ -223,6 +256,7 @@ def main(argv=None):
         start = time.perf_counter()
         grid = run_grid(n_values, k_values, repeats)
         baseline = run_baseline(BASELINE_N, repeats)
+        plain, state = run_state(repeats)
         elapsed = time.perf_counter() - start
 
     print(f"apftools speed benchmark: fs={FS} Hz, spec '{{K}}x2', repeats={repeats} "
@@ -233,6 +267,10 @@ def main(argv=None):
     print_baseline(baseline)
     print()
     print_targets(grid, args.quick)
+    print()
+    verdict = "met" if state / plain <= STATE_TARGET else "NOT met"
+    print(f"State (zi in, zf out), N={STATE_N}, K={STATE_K}: loss+grad {1e3 * plain:.2f} ms without zi, "
+          f"{1e3 * state:.2f} ms with, ratio {state / plain:.3f} (target {STATE_TARGET}: {verdict})")
     print()
     print(f"total benchmark time {elapsed:.1f} s")
 

@@ -111,3 +111,25 @@ def test_float32_stays_float32_and_bad_state_shapes_are_refused():
         autograd.make_vjp(lambda xx: sosfilt(sos, xx, zi=np.zeros((1, 3)))[0])(x.astype(float))
     with pytest.raises(ValueError, match="axis=2 is out of range"):
         autograd.make_vjp(lambda xx: sosfilt(sos, xx, axis=2))(x.astype(float))
+
+
+def test_reversed_filtering_in_blocks_from_the_end_equals_one_shot():
+    from apftools.filtering import sosfilt_reversed
+
+    rng = np.random.default_rng(8)
+    sos = random_stable_sos(rng, 3, max_radius=0.95)
+    x = rng.standard_normal((2, 7000))
+    one_shot = sosfilt_reversed(sos, x)
+    np.testing.assert_allclose(one_shot, scipy.signal.sosfilt(sos, x[:, ::-1])[:, ::-1], rtol=0, atol=1e-12)
+    weights = rng.standard_normal(x.shape)
+
+    def blocks_from_the_end(s):
+        state, pieces = anp.zeros((3, 2, 2)), []
+        for stop in range(7000, 0, -1500):  # the last block first, the state carried towards the start
+            y, state = sosfilt_reversed(s, x[:, max(0, stop - 1500):stop], zi=state)
+            pieces.insert(0, y)
+        return anp.concatenate(pieces, axis=1)
+
+    np.testing.assert_allclose(blocks_from_the_end(sos), one_shot, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(autograd.grad(lambda s: anp.sum(weights * blocks_from_the_end(s)))(sos),
+                               autograd.grad(lambda s: anp.sum(weights * sosfilt_reversed(s, x)))(sos), rtol=1e-10)

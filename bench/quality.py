@@ -80,19 +80,20 @@ KEYS = ("case", "method", "channel", "mix_deficit_db", "worst_band_db", "worst_b
 
 
 # ------------------------------------------------------------------------------------------------------- cases
+def _audio_files(folder):
+    """Stem -> path of the WAV and FLAC files in ``folder``."""
+    return {p.stem: p for p in folder.glob("*") if p.suffix.lower() in (".wav", ".flac")}
+
+
 def find_cases(folder, only=None):
     """Sorted case folders below ``folder`` that hold a dry and a wet file."""
-    cases = []
-    for path in sorted(pathlib.Path(folder).iterdir()):
-        files = {p.stem: p for p in path.glob("*") if p.suffix.lower() in (".wav", ".flac")} if path.is_dir() else {}
-        if {"dry", "wet"} <= set(files) and (only is None or path.name in only):
-            cases.append(path)
-    return cases
+    return [path for path in sorted(pathlib.Path(folder).iterdir())
+            if path.is_dir() and {"dry", "wet"} <= set(_audio_files(path)) and (only is None or path.name in only)]
 
 
 def load_case(path):
     """``(dry, wet, fs, meta)`` with dry of 1 or the wet's channel count."""
-    files = {p.stem: p for p in path.glob("*") if p.suffix.lower() in (".wav", ".flac")}
+    files = _audio_files(path)
     dry, fs = read_audio(files["dry"])
     wet, fs_wet = read_audio(files["wet"])
     if fs_wet != fs:
@@ -139,7 +140,7 @@ def _apftools(**options):
 def _cmd_method(template):
     def method(dry, wet, fs, case_folder):
         with tempfile.TemporaryDirectory() as out:
-            files = {p.stem: p for p in case_folder.glob("*") if p.suffix.lower() in (".wav", ".flac")}
+            files = _audio_files(case_folder)
             command = template.format(dry=shlex.quote(str(files["dry"])), wet=shlex.quote(str(files["wet"])),
                                       out=shlex.quote(out))
             result = subprocess.run(command, shell=True, capture_output=True, text=True)
@@ -210,7 +211,7 @@ def run_case(folder, names, biasnet_seconds, cmd=None):
     try:
         dry, wet, fs, meta = load_case(folder)
     except Exception as error:  # noqa: BLE001  (a bad case is a row, not the end of the run)
-        return [dict.fromkeys(KEYS, None) | {"case": name, "method": m, "channel": "all", "error": str(error)}
+        return [dict.fromkeys(KEYS) | {"case": name, "method": m, "channel": "all", "error": str(error)}
                 for m in methods]
     rows, raw_bands = [], None
     for method_name in sorted(methods, key=lambda m: m != "raw"):
@@ -223,11 +224,11 @@ def run_case(folder, names, biasnet_seconds, cmd=None):
                 raw_bands = bands
             extra = {"max_group_delay_ms": max_group_delay_ms(alignment, fs), "seconds": seconds, "error": None}
         except Exception as error:  # noqa: BLE001  (recorded in the row; the run goes on)
-            method_rows = [dict.fromkeys(KEYS, None) | {"channel": "all"}]
+            method_rows = [{"channel": "all"}]
             extra = {"seconds": time.perf_counter() - start, "error": f"{type(error).__name__}: {error}"}
         for row in method_rows:
-            rows.append({key: None for key in KEYS} | row | extra | {"case": name, "method": method_name,
-                                                                     "expect": meta.get("expect")})
+            rows.append(dict.fromkeys(KEYS) | row | extra | {"case": name, "method": method_name,
+                                                             "expect": meta.get("expect")})
     return rows
 
 

@@ -214,7 +214,8 @@ def _choose(candidates, fs, dry, wet, before):
     chosen = safe
     if best not in harmless:
         lift = scores[best]["worst_band_db"] - scores[safe]["worst_band_db"]
-        harmed = [f"{hz:g} Hz ({b:.2f} -> {a:.2f} dB)" for hz, b, a in zip(before["bands_hz"], bands["none"], bands[best])
+        harmed = [f"{hz:g} Hz ({b:.2f} -> {a:.2f} dB)"
+                  for hz, b, a in zip(before["bands_hz"], bands["none"], bands[best])
                   if a < b - HARM_TOLERANCE_DB]  # False for NaN bands
         if lift > HARM_TOLERANCE_DB:
             chosen = best
@@ -300,7 +301,8 @@ def align(dry, wet, fs, *, sections=None, causal=False, method="lbfgs", loss="ms
     if method not in METHODS:
         raise ApftoolsValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     if validate_positive(max_delay_s, "max_delay_s") > MAX_DELAY_S:
-        raise ApftoolsValueError(f"max_delay_s={max_delay_s!r} exceeds {MAX_DELAY_S:g} s, the longest delay a model holds")
+        raise ApftoolsValueError(f"max_delay_s={max_delay_s!r} exceeds {MAX_DELAY_S:g} s, "
+                                 "the longest delay a model holds")
     label = "biasnet+lbfgs" if method == "biasnet" and polish else method
     settings = {"method": method, "loss": loss, "max_delay_s": max_delay_s, "n_starts": n_starts, "causal": causal,
                 "max_iter": max_iter, "segment_s": segment_s, "polish": polish, "biasnet": dict(biasnet or {}),

@@ -277,7 +277,8 @@ class Alignment:
         version = data.get("version")
         if data.get("format") != ALIGNMENT_FORMAT or type(version) is not int or version not in _KEYS:
             raise ApftoolsValueError(
-                f"not an apftools alignment model (format {ALIGNMENT_FORMAT!r} version {' or '.join(map(str, _KEYS))}): "
+                f"not an apftools alignment model "
+                f"(format {ALIGNMENT_FORMAT!r} version {' or '.join(map(str, _KEYS))}): "
                 f"got format {short_repr(data.get('format'))} version {short_repr(version)}")
         check_keys(data, _KEYS[version][0], "an alignment model")
         model_fs = validate_fs(data["fs"])
@@ -285,12 +286,14 @@ class Alignment:
             raise ApftoolsValueError(f"the model was fitted at fs={model_fs:g} Hz, not {validate_fs(fs):g} Hz")
         models = data["models"]
         if not isinstance(models, list) or not 1 <= len(models) <= MAX_MODELS:
-            raise ApftoolsValueError(f"models must be a list of 1 to {MAX_MODELS} channel models, got {short_repr(models)}")
+            raise ApftoolsValueError(
+                f"models must be a list of 1 to {MAX_MODELS} channel models, got {short_repr(models)}")
         if data["per_channel"] is not (len(models) > 1):
             raise ApftoolsValueError(f"per_channel={short_repr(data['per_channel'])} must be {len(models) > 1} "
                                      f"for {len(models)} channel model(s)")
-        return cls(model_fs, [ChannelModel.from_dict(m, model_fs, f"models[{i}]", version) for i, m in enumerate(models)],
-                   data["method"], mode=data.get("mode", "offline"))  # version 1 made no causality promise
+        channels = [ChannelModel.from_dict(m, model_fs, f"models[{i}]", version) for i, m in enumerate(models)]
+        # version 1 has no mode and made no causality promise: offline
+        return cls(model_fs, channels, data["method"], mode=data.get("mode", "offline"))
 
     def save(self, path, *, overwrite=False):
         """Write :meth:`to_dict` as JSON, atomically."""

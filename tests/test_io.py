@@ -262,7 +262,7 @@ def test_damaged_or_random_audio_is_read_or_refused_with_an_apftools_error(audio
         assert samples.ndim == 2 and samples.shape[1] > 0 and np.all(np.isfinite(samples)) and fs > 0
 
 
-# --- OutputFolder: all of a run's outputs or no change -----------------------------------------------------------------
+# --- OutputFolder: all of a run's outputs or no change ---------------------------------------------------------------
 
 def test_output_folder_creates_replaces_whole_and_removes_what_it_made_on_failure(tmp_path):
     from apftools.io import OutputFolder

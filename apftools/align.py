@@ -181,12 +181,15 @@ def _fit_group(dry, wet, fs, settings, rng, progress):
                                   "segment_samples": list(stage2.segment)}
     model = ChannelModel(delay, polarity, cascade, theta, anticausal, stage1.anticausal_theta)
     report.update(delay_samples=float(delay), polarity=int(polarity), spec=cascade.spec,
-                  anticausal_spec=None if anticausal is None else anticausal.spec, **_ringing(model, fs))
+                  anticausal_spec=None if anticausal is None else anticausal.spec)
     return model, report
 
 
 def _ringing(model, fs):
-    """The model's largest group delay over the audio band (bulk delay excluded) and its 60 dB ring time, in ms."""
+    """The model's largest |group delay| over the audio band (bulk delay excluded) and its 60 dB ring time, in ms.
+
+    Zero for a model without cascades (delay and polarity only).
+    """
     _, delay = model.allpass_response(np.geomspace(*audio_band(fs), 1024))
     ring = max((c.impulse_response_length(t, tol=1e-3) for c, t, _ in model.parts()), default=0)
     return {"max_group_delay_ms": float(1000.0 * np.max(np.abs(delay)) / fs),
@@ -336,6 +339,8 @@ def align(dry, wet, fs, *, sections=None, causal=False, method="lbfgs", loss="ms
     mode = "causal" if causal else "offline"
     chosen, after, harm, more = _choose(candidates, fs, dry2, wet2, before)
     warnings += more
+    for (_, group), model in zip(fitted, candidates[chosen]):  # the ringing of what is kept, not of what was fitted
+        group.update(_ringing(model, fs))
     progress(1.0, "done")
     report = {
         "method": chosen,

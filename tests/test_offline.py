@@ -129,3 +129,14 @@ def test_polarity_and_quality_do_not_follow_the_seed():
     assert {r.models[0].polarity for r in results} == {-1}  # the tube model inverts
     deficits = [r.report["after"]["mix_deficit_db"] for r in results]
     assert max(deficits) - min(deficits) < 0.05
+
+
+def test_the_reported_ringing_is_that_of_the_kept_model(leading_pair):
+    from apftools.align import _ringing
+
+    assert _ringing(ChannelModel(12.0, -1), FS) == {"max_group_delay_ms": 0.0, "ring_time_ms": 0.0}
+    dry, wet = leading_pair
+    result = align(dry, wet, FS, sections="1w|2x2w")
+    group = result.report["groups"][0]
+    assert {k: group[k] for k in ("max_group_delay_ms", "ring_time_ms")} == _ringing(result.models[0], FS)
+    assert group["ring_time_ms"] > 0.0  # the lbfgs model is kept here, and it has poles

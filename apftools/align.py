@@ -185,13 +185,23 @@ def _fit_group(dry, wet, fs, settings, rng, progress):
     return model, report
 
 
+#: The ring time is how long the model's impulse response stays above this fraction of its peak (60 dB).
+RING_LEVEL = 1e-3
+
+
 def _ringing(model, fs):
     """The model's largest |group delay| over the audio band (bulk delay excluded) and its 60 dB ring time, in ms.
 
+    The ring time is the longest, over the causal part (ringing after the
+    impulse) and the anti-causal part (before it), of the time until the
+    part's impulse response stays below :data:`RING_LEVEL` of its peak.
     Zero for a model without cascades (delay and polarity only).
     """
     _, delay = model.allpass_response(np.geomspace(*audio_band(fs), 1024))
-    ring = max((c.impulse_response_length(t, tol=1e-3) for c, t, _ in model.parts()), default=0)
+    ring = 0
+    for cascade, theta, _ in model.parts():
+        response = np.abs(cascade.impulse_response(theta, tol=0.1 * RING_LEVEL))
+        ring = max(ring, int(np.flatnonzero(response >= RING_LEVEL * np.max(response))[-1]) + 1)
     return {"max_group_delay_ms": float(1000.0 * np.max(np.abs(delay)) / fs),
             "ring_time_ms": float(1000.0 * ring / fs)}
 

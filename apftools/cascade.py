@@ -305,17 +305,6 @@ class Cascade:
         return prototype ** (1.0 / stretch)
 
     # ------------------------------------------------------------------ responses
-    def _unit_circle(self, freqs_hz):
-        """exp(-j k M_s w) for k = 0, 1, 2, shape (n_sections, n_freqs, 3)."""
-        freqs = np.asarray(freqs_hz, dtype=float)
-        if freqs.ndim != 1 or not np.all(np.isfinite(freqs)) or np.any((freqs < 0) | (freqs > self.fs / 2)):
-            raise ApftoolsValueError(
-                f"freqs_hz must be a 1-D array of frequencies in [0, fs/2] = [0, {self.fs / 2:g}] Hz, got {freqs_hz!r}"
-            )
-        stretch = np.array([k.stretch for k in self.kinds], dtype=float)
-        w = 2 * np.pi * freqs / self.fs
-        return np.exp(-1j * stretch[:, None, None] * w[None, :, None] * np.arange(3))
-
     def freqz(self, theta, freqs_hz):
         r"""Complex frequency response at ``freqs_hz`` (Hz, within [0, fs/2]), closed form.
 
@@ -330,36 +319,14 @@ class Cascade:
         return anp.exp(1j * self.phase(theta, freqs_hz))
 
     def phase(self, theta, freqs_hz):
-        r"""Unwrapped phase in radians at ``freqs_hz``, 0 at DC, closed form.
-
-        An allpass section is :math:`z^{-n} A(z^{-1})/A(z)` (n its order), so its
-        phase is :math:`-n M \omega - 2 \arg A(e^{j M \omega})`, and
-        :math:`|\arg A| < \pi` because every factor :math:`1 - p e^{-j\omega}`
-        of :math:`A` has a positive real part.
-        """
-        e = self._unit_circle(freqs_hz)
-        sos = self.sos(theta)
-        den = anp.einsum("sfk,sk->sf", e, sos[:, 3:])
-        order = np.array([k.order * k.stretch for k in self.kinds], dtype=float)
-        w = 2 * np.pi * np.asarray(freqs_hz, dtype=float) / self.fs
-        return anp.sum(-order[:, None] * w[None, :] - 2.0 * anp.angle(den), axis=0)
+        """Unwrapped phase in radians at ``freqs_hz``, 0 at DC (:class:`ResponseGrid`); differentiable in theta."""
+        self._check_theta(theta)
+        return _response_primitive(theta, ResponseGrid(self, freqs_hz), 0)
 
     def group_delay(self, theta, freqs_hz):
-        r"""Group delay in samples at ``freqs_hz``, closed form.
-
-        .. math:: \tau_s(\omega) = M_s \Big(n_s - 2\, \mathrm{Re}
-                  \frac{\sum_k k a_k e^{-jkM_s\omega}}{\sum_k a_k e^{-jkM_s\omega}}\Big)
-
-        (the derivative of :meth:`phase`), summed over sections.
-        """
-        e = self._unit_circle(freqs_hz)
-        sos = self.sos(theta)
-        den = anp.einsum("sfk,sk->sf", e, sos[:, 3:])
-        dden = anp.einsum("sfk,sk->sf", e, sos[:, 3:] * np.arange(3))
-        order = np.array([k.order for k in self.kinds], dtype=float)
-        stretch = np.array([k.stretch for k in self.kinds], dtype=float)
-        tau = stretch[:, None] * (order[:, None] - 2.0 * anp.real(dden / den))
-        return anp.sum(tau, axis=0)
+        """Group delay in samples at ``freqs_hz`` (:class:`ResponseGrid`); differentiable in theta."""
+        self._check_theta(theta)
+        return _response_primitive(theta, ResponseGrid(self, freqs_hz), 1)
 
     # ------------------------------------------------------------------ JSON
     def to_dict(self, theta):
@@ -399,6 +366,85 @@ class Cascade:
         if fs is not None:
             cascade.check_fs(fs)
         return cascade, cascade.theta_from_params(data["sections"])
+
+
+class ResponseGrid:
+    r"""A cascade's closed-form phase and group delay on fixed frequencies, and their derivatives in theta.
+
+    The one implementation of the cascade's response: :meth:`Cascade.phase`,
+    :meth:`Cascade.group_delay` and the fitters (which evaluate it thousands
+    of times on one grid, so the grid is built and validated once) use it.
+    An allpass section is :math:`z^{-n} A(z^{-1})/A(z)` (n its order) in
+    :math:`z^{M}`; with :math:`A(e^{j\omega}) = 1 + \sum_{k=1,2} a_k e^{-jkM\omega}`,
+
+    .. math:: \varphi_s = -n M \omega - 2 \arg A, \qquad
+              \tau_s = M (n - 2\, \mathrm{Re}\, q), \quad
+              q = \frac{\sum_k k a_k e^{-jkM\omega}}{A},
+
+    .. math:: \frac{\partial \varphi_s}{\partial a_k} = -2\, \mathrm{Im}
+              \frac{e^{-jkM\omega}}{A}, \qquad
+              \frac{\partial \tau_s}{\partial a_k} = -2 M\, \mathrm{Re}
+              \frac{(k - q)\, e^{-jkM\omega}}{A},
+
+    summed over sections and chained with :meth:`Cascade.sos_jacobian`.
+    :math:`|\arg A| < \pi` because every factor :math:`1 - p e^{-j\omega}`
+    of :math:`A` has a positive real part, so the phase is unwrapped.
+
+    Parameters
+    ----------
+    cascade : Cascade
+    freqs_hz : array_like
+        1-D frequencies in [0, fs/2] Hz.
+    signs : array_like, optional
+        +1 or -1 per section (default all +1): -1 counts a section's phase
+        and group delay negated, as running it over the time-reversed signal
+        (anti-causally) does.
+    """
+
+    def __init__(self, cascade, freqs_hz, signs=None):
+        freqs = np.asarray(freqs_hz, dtype=float)
+        if freqs.ndim != 1 or not np.all(np.isfinite(freqs)) or np.any((freqs < 0) | (freqs > cascade.fs / 2)):
+            raise ApftoolsValueError(f"freqs_hz must be a 1-D array of frequencies in [0, fs/2] = "
+                                     f"[0, {cascade.fs / 2:g}] Hz, got {short_repr(freqs_hz)}")
+        self.cascade = cascade
+        self.omega = 2 * np.pi * freqs / cascade.fs
+        self._stretch = np.array([k.stretch for k in cascade.kinds], dtype=float)
+        self._signs = np.ones(cascade.n_sections) if signs is None else np.asarray(signs, dtype=float)
+        n_poles = self._signs @ (self._stretch * [k.order for k in cascade.kinds])
+        self._linear, self._tau0 = -n_poles * self.omega, n_poles
+        self._e = np.exp(-1j * self._stretch[:, None, None] * self.omega[None, :, None] * np.arange(1, 3))
+
+    def __call__(self, theta, jacobian=False):
+        """``(phase, group_delay)`` in radians and samples, shape (n_freqs,) each; with ``jacobian``
+        also their derivatives in theta, shape (n_freqs, n_params) each."""
+        if jacobian:
+            return self.from_sos(*self.cascade.sos_jacobian(theta))
+        return self.from_sos(self.cascade._sos_values(np.asarray(theta, dtype=float)))
+
+    def from_sos(self, sos, d_sos=None):
+        """:meth:`__call__` from the coefficients (and with ``d_sos``, their derivatives) of :meth:`Cascade.sos_jacobian`."""
+        a = sos[:, 4:6]                                   # (S, 2): a_1, a_2
+        den = 1.0 + self._e @ a[:, :, None]               # A, (S, F, 1)
+        ratio = self._e / den                             # e^{-jkMw} / A, (S, F, 2)
+        q = ratio @ (a * (1.0, 2.0))[:, :, None]          # (S, F, 1)
+        phase = self._linear - 2.0 * self._signs @ np.angle(den[..., 0])
+        tau = self._tau0 - 2.0 * (self._signs * self._stretch) @ q[..., 0].real
+        if d_sos is None:
+            return phase, tau
+        n_sections, n_freqs = ratio.shape[:2]
+        d_a = np.reshape(-2.0 * self._signs[:, None, None] * d_sos[:, 4:6, :], (2 * n_sections, -1))
+        d_phase = np.reshape(np.transpose(ratio.imag, (1, 0, 2)), (n_freqs, -1)) @ d_a
+        d_tau = np.reshape(np.transpose((self._stretch[:, None, None] * ratio * ((1.0, 2.0) - q)).real,
+                                        (1, 0, 2)), (n_freqs, -1)) @ d_a
+        return phase, tau, d_phase, d_tau
+
+
+@primitive
+def _response_primitive(theta, grid, which):
+    return grid(theta)[which]
+
+
+defvjp(_response_primitive, lambda ans, theta, grid, which: lambda g: g @ grid(theta, jacobian=True)[2 + which])
 
 
 @primitive

@@ -34,6 +34,7 @@ import scipy.signal
 from autograd import value_and_grad
 
 from . import structures as st
+from .cascade import Cascade, ResponseGrid
 from .errors import ApftoolsValueError
 from .losses import get_loss
 
@@ -56,6 +57,8 @@ class FrequencyFit:
         Final group-delay loss :math:`L_\tau` of every polished start, best first.
     anticausal_theta : ndarray or None
         Parameters of the anti-causal cascade, if one was fitted.
+    ring_bound_samples : float
+        The group-delay bound of :func:`ring_penalty` that held the fit (samples).
     """
 
     theta: np.ndarray
@@ -64,48 +67,126 @@ class FrequencyFit:
     loss: float
     shape_losses: list = field(default_factory=list)
     anticausal_theta: np.ndarray = None
+    ring_bound_samples: float = np.inf
+
+
+#: A section's group-delay peak may reach this multiple of the spread of the effect's measured group delay ...
+GROUP_DELAY_FACTOR = 2.0
+#: ... plus this margin (s).
+GROUP_DELAY_MARGIN_S = 1e-3
+#: Poles below the first frequency (Hz) are free of the ring bound, above the second bound; a smooth gate between.
+RING_GATE_HZ = (40.0, 50.0)
+#: Weight of the ring penalty (:func:`ring_penalty`) in the shape and the phase loss.
+RING_WEIGHTS = {"shape": 10.0, "phase": 1.0}
+
+
+def group_delay_bound(tf, factor=GROUP_DELAY_FACTOR, margin_s=GROUP_DELAY_MARGIN_S):
+    r"""Largest group-delay peak, in samples, that one section of a fit to ``tf`` may have.
+
+    ``factor`` times the spread (max - min) of the measured third-octave
+    group delays (:meth:`~apftools.response.TransferFunction.band_group_delay`,
+    bands with energy), plus ``margin_s`` seconds.  A section needs no more to
+    follow the effect: a first-order section with its corner at the lowest
+    band (a high-pass's phase lead needs one) peaks, at DC, at twice the group
+    delay it shows at its corner, hence the factor 2.  Narrower sections only
+    ring: a fit once jumped a 360-degree phase wrap with a 17 ms group-delay
+    spike at 1.1 kHz (R = 0.9992), invisible between the grid's frequencies,
+    where the effect's own group delay varied by 1 ms.
+    """
+    tau = tf.band_group_delay()[1]
+    tau = tau[np.isfinite(tau)]
+    spread = float(np.ptp(tau)) if len(tau) else 0.0
+    return factor * spread + margin_s * tf.fs
+
+
+def ring_radius(cascade, bound_samples):
+    r"""Largest prototype pole radius of each section whose group-delay peak stays within ``bound_samples``.
+
+    A pole at radius :math:`r` adds a group-delay peak of about
+    :math:`M (1 + r)/(1 - r)` samples (:math:`M` the stretch) and rings
+    for about :math:`6.9 M / (1 - r)` samples to -60 dB, so bounding the
+    peak bounds the ring time, about 3.5 times the bound.
+    """
+    ratio = bound_samples / np.array([k.stretch for k in cascade.kinds], dtype=float)
+    return np.clip(1.0 - 2.0 / (ratio + 1.0), 0.1, st.R_MAX)
+
+
+def _low_gate(a1, a2, c_on, c_off):
+    r"""0 for poles below ``RING_GATE_HZ[0]``, 1 above ``RING_GATE_HZ[1]``, smooth between; and its derivatives.
+
+    The pole angle of :math:`z^2 + a_1 z + a_2` has :math:`\cos\theta =
+    -a_1 / (2 \sqrt{a_2})`; real poles (first-order sections too, where
+    :math:`a_2 = 0`) count at DC when :math:`a_1 < 0` (the larger root is
+    positive), at Nyquist otherwise.  ``c_on``/``c_off`` are the cosines of the gate's
+    edges per section.  Returns ``(gate, d gate / d a1, d gate / d a2)``.
+    """
+    complex_poles = a1 * a1 < 4.0 * a2
+    root = np.sqrt(np.where(complex_poles, a2, 1.0))
+    cos = np.where(complex_poles, -a1 / (2.0 * root), -np.sign(a1))  # real poles: the dominant one's side
+    x = np.clip((c_off - cos) / (c_off - c_on), 0.0, 1.0)
+    gate = x * x * (3.0 - 2.0 * x)
+    d_cos = np.where(complex_poles, 6.0 * x * (1.0 - x) / (c_on - c_off), 0.0)  # d gate / d cos
+    return gate, d_cos * -1.0 / (2.0 * root), d_cos * a1 / (4.0 * root**3)
+
+
+def ring_penalty(sos, d_sos, rho, c_on, c_off):
+    r"""How far the poles of each section above the gate lie beyond radius ``rho``, squared and summed; its gradient.
+
+    Both roots of :math:`z^2 + a_1 z + a_2` lie within :math:`\rho` exactly
+    when (Jury's conditions on :math:`z = \rho w`) :math:`a_2 \le \rho^2` and
+    :math:`|a_1| \le \rho + a_2 / \rho`, both linear in the coefficients:
+
+    .. math:: P = \sum_s g_s \frac{[a_2 - \rho^2]_+^2 + [|a_1| - \rho - a_2/\rho]_+^2}{(1 - \rho)^2},
+
+    each excess measured against the distance :math:`1 - \rho` left to the
+    unit circle.  The gate :math:`g_s` (:func:`_low_gate`) frees poles below
+    :data:`RING_GATE_HZ`: a high-pass's phase lead needs a pole near DC
+    whose group delay peaks below the measured band, where the bound says
+    nothing, and its ringing is sub-audio.  0 inside the bound, smooth.
+    """
+    a1, a2 = sos[:, 4], sos[:, 5]
+    scale = 1.0 - rho
+    c1 = np.maximum(a2 - rho**2, 0.0) / scale
+    c2 = np.maximum(np.abs(a1) - rho - a2 / rho, 0.0) / scale
+    excess = c1**2 + c2**2
+    gate, d_gate_a1, d_gate_a2 = _low_gate(a1, a2, c_on, c_off)
+    d_a1 = gate * 2.0 * c2 / scale * np.sign(a1) + excess * d_gate_a1
+    d_a2 = gate * (2.0 * c1 / scale - 2.0 * c2 / scale / rho) + excess * d_gate_a2
+    return float(gate @ excess), d_a1 @ d_sos[:, 4, :] + d_a2 @ d_sos[:, 5, :]
 
 
 class ResponseModel:
     r"""Phase and group delay of a causal and an optional anti-causal cascade, with their derivatives in theta.
 
-    Closed forms without autograd (stage 1 evaluates them thousands of
-    times): with :math:`A_s(e^{j\omega}) = \sum_k a_{sk} e^{-jkM_s\omega}`,
-
-    .. math:: \frac{\partial \varphi}{\partial a_{sk}} = -2\, \mathrm{Im}
-              \frac{e^{-jkM_s\omega}}{A_s}, \qquad
-              \frac{\partial \tau}{\partial a_{sk}} = -2 M_s\, \mathrm{Re}
-              \frac{(k - q_s)\, e^{-jkM_s\omega}}{A_s},
-              \quad q_s = \frac{\sum_k k a_{sk} e^{-jkM_s\omega}}{A_s},
-
-    chained with :meth:`Cascade.sos_jacobian`.  The anti-causal cascade runs
-    over the time-reversed signal, so its phase and group delay count
-    negated; ``theta`` is the causal parameters followed by the anti-causal
-    ones.
+    Both cascades are evaluated as one :class:`~apftools.cascade.ResponseGrid`
+    (plain numpy, no autograd: stage 1 evaluates it thousands of times) with
+    the anti-causal sections signed -1: they run over the time-reversed
+    signal, so their phase and group delay count negated.  ``theta`` is the
+    causal parameters followed by the anti-causal ones.  With ``ring_bound``
+    (samples), the model also gives :func:`ring_penalty` for poles beyond
+    :func:`ring_radius`.
     """
 
-    def __init__(self, cascade, freqs_hz, anticausal=None):
-        self.omega = 2 * np.pi * np.asarray(freqs_hz, dtype=float) / cascade.fs
-        self.parts = [(c, sign, c._unit_circle(freqs_hz), np.array([k.stretch for k in c.kinds], float)[:, None],
-                       np.array([k.order for k in c.kinds], float)[:, None])
-                      for c, sign in ((cascade, 1.0), (anticausal, -1.0)) if c is not None]
-        self.splits = np.cumsum([c.n_params for c, *_ in self.parts])[:-1]
+    def __init__(self, cascade, freqs_hz, anticausal=None, ring_bound=None):
+        parts = [cascade] + ([] if anticausal is None else [anticausal])
+        signs = np.concatenate([np.full(c.n_sections, sign) for c, sign in zip(parts, (1.0, -1.0))])
+        self.cascade = Cascade(",".join(c.spec for c in parts), cascade.fs)
+        self.grid = ResponseGrid(self.cascade, freqs_hz, signs)
+        self.omega = self.grid.omega
+        self.rho = None if ring_bound is None else ring_radius(self.cascade, ring_bound)
+        stretch = np.array([k.stretch for k in self.cascade.kinds], dtype=float)
+        self.gate = [np.cos(2 * np.pi * f * stretch / cascade.fs) for f in RING_GATE_HZ[::-1]]
 
     def __call__(self, theta):
-        """``(phase, group_delay, d phase / d theta, d group_delay / d theta)`` in radians and samples."""
-        phase, tau, d_phase, d_tau = 0.0, 0.0, [], []
-        k = np.arange(3)
-        for (cascade, sign, unit_circle, stretch, order), part in zip(self.parts, np.split(theta, self.splits)):
-            sos, jacobian = cascade.sos_jacobian(part)
-            den = unit_circle @ sos[:, 3:, None]
-            ratio = unit_circle / den  # e^{-jkMw} / A
-            q = (unit_circle @ (k * sos[:, 3:])[:, :, None])[..., 0] / den[..., 0]
-            phase = phase + sign * np.sum(-order * stretch * self.omega - 2 * np.angle(den[..., 0]), axis=0)
-            tau = tau + sign * np.sum(stretch * (order - 2 * q.real), axis=0)
-            d_phase.append(sign * np.einsum("sfk,skp->fp", -2 * ratio.imag, jacobian[:, 3:, :]))
-            d_tau.append(sign * np.einsum("sfk,skp->fp", -2 * stretch[:, :, None] * (ratio * (k - q[..., None])).real,
-                                          jacobian[:, 3:, :]))
-        return phase, tau, np.hstack(d_phase), np.hstack(d_tau)
+        """``(phase, group_delay, d phase / d theta, d group_delay / d theta, penalty, d penalty / d theta)``.
+
+        Radians and samples; the penalty is 0 without ``ring_bound``.
+        """
+        sos, d_sos = self.cascade.sos_jacobian(theta)
+        if self.rho is None:
+            return (*self.grid.from_sos(sos, d_sos), 0.0, np.zeros(len(theta)))
+        ring, d_ring = ring_penalty(sos, d_sos, self.rho, *self.gate)
+        return (*self.grid.from_sos(sos, d_sos), ring, d_ring)
 
 
 def _shape_objective(model, tf, scale=2.0):
@@ -120,11 +201,12 @@ def _shape_objective(model, tf, scale=2.0):
     weights, measured = tf.weights, tf.group_delay
 
     def objective(params):
-        _, tau, _, d_tau = model(params[:-1])
+        _, tau, _, d_tau, ring, d_ring = model(params[:-1])
         r = measured - tau - params[-1]
         root = np.sqrt(1.0 + (r / scale) ** 2)
         dr = -weights * r / root
-        return float(np.sum(weights * scale**2 * (root - 1.0))), np.append(dr @ d_tau, np.sum(dr))
+        value = np.sum(weights * scale**2 * (root - 1.0)) + RING_WEIGHTS["shape"] * ring
+        return float(value), np.append(dr @ d_tau + RING_WEIGHTS["shape"] * d_ring, np.sum(dr))
 
     return objective
 
@@ -134,10 +216,11 @@ def _phase_objective(model, tf, polarity):
     weights, measured = tf.weights, np.angle(polarity * tf.h)
 
     def objective(params):
-        phase, _, d_phase, _ = model(params[:-1])
+        phase, _, d_phase, _, ring, d_ring = model(params[:-1])
         r = measured - phase + model.omega * params[-1]
         slope = weights * np.sin(r)
-        return float(np.sum(weights * (1.0 - np.cos(r)))), np.append(-slope @ d_phase, slope @ model.omega)
+        value = np.sum(weights * (1.0 - np.cos(r))) + RING_WEIGHTS["phase"] * ring
+        return float(value), np.append(-slope @ d_phase + RING_WEIGHTS["phase"] * d_ring, slope @ model.omega)
 
     return objective
 
@@ -186,7 +269,8 @@ def _minimize(objective, x0, max_iter, bounds):
 
 
 def fit_frequency(cascade, tf, *, anticausal=None, min_delay_samples=None, polarity=1, n_starts=16, n_polish=4,
-                  rng=None, max_iter=200, scout_iter=30, polarity_margin=0.5, polarity_floor=0.02):
+                  rng=None, max_iter=200, scout_iter=30, polarity_margin=0.5, polarity_floor=0.02,
+                  ring_bound_samples=None):
     r"""Stage 1: fit the cascades' phase, a residual delay and the polarity to a measured response.
 
     First the shape: :math:`L_\tau` (group delay, blind to polarity and to
@@ -226,6 +310,10 @@ def fit_frequency(cascade, tf, *, anticausal=None, min_delay_samples=None, polar
     rng : None, int or numpy.random.Generator
     max_iter : int
         L-BFGS iterations per polished start.
+    ring_bound_samples : float, optional
+        Largest group-delay peak of any one section, in samples, held by
+        :func:`ring_penalty` in both losses; default
+        :func:`group_delay_bound` of ``tf``, ``math.inf`` for none.
 
     Returns
     -------
@@ -234,7 +322,9 @@ def fit_frequency(cascade, tf, *, anticausal=None, min_delay_samples=None, polar
     if cascade.fs != tf.fs:
         raise ApftoolsValueError(f"cascade at fs={cascade.fs:g} Hz cannot fit a response measured at {tf.fs:g} Hz")
     rng = np.random.default_rng(rng)
-    model = ResponseModel(cascade, tf.freqs_hz, anticausal)
+    if ring_bound_samples is None:
+        ring_bound_samples = group_delay_bound(tf)
+    model = ResponseModel(cascade, tf.freqs_hz, anticausal, ring_bound=ring_bound_samples)
     parts = [(cascade, 1)] + ([(anticausal, -1)] if anticausal is not None else [])
     n_causal = cascade.n_params
     bounds = [(None, None)] * sum(c.n_params for c, _ in parts) + [(min_delay_samples, None)]
@@ -257,7 +347,7 @@ def fit_frequency(cascade, tf, *, anticausal=None, min_delay_samples=None, polar
     sign = -polarity if flip else polarity
     x = best[sign].x
     return FrequencyFit(x[:n_causal], float(x[-1]), sign, float(best[sign].fun), [float(r.fun) for r in shaped],
-                        x[n_causal:-1] if anticausal is not None else None)
+                        x[n_causal:-1] if anticausal is not None else None, float(ring_bound_samples))
 
 
 @dataclass

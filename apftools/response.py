@@ -94,6 +94,22 @@ class TransferFunction:
             total = np.sum(w)
         return w / total
 
+    def band_group_delay(self):
+        """Mean group delay (samples) of every third octave, weighted by :attr:`weights`; NaN in bands without weight.
+
+        Returns
+        -------
+        centres_hz, group_delay : ndarray
+            The band centres (:func:`~apftools.bands.third_octave_centres`) and the means.
+        """
+        index = third_octave_index(self.freqs_hz, self.fs)
+        inside = index >= 0
+        centres = third_octave_centres(self.fs)
+        w = self.weights[inside]
+        total = np.bincount(index[inside], w, len(centres))
+        mean = np.bincount(index[inside], w * self.group_delay[inside], len(centres)) / np.where(total > 0, total, 1)
+        return centres, np.where(total > 0, mean, np.nan)
+
     def select(self, mask):
         """The transfer function at the frequencies where ``mask`` is true."""
         return TransferFunction(self.freqs_hz[mask], self.h[mask], self.coherence[mask], self.power[mask],

@@ -58,7 +58,6 @@ import numbers
 import re
 from dataclasses import dataclass
 
-import autograd.numpy as anp
 import numpy as np
 
 from .errors import ApftoolsTypeError, ApftoolsValueError
@@ -247,11 +246,11 @@ def allpass1_sos(fc, fs, a=0.0):
     sos : ndarray, shape (n, 6)
         Rows ``[g, 1, 0, 1, g, 0]``.
     """
-    t = anp.tan(np.pi * fc / fs)
+    t = np.tan(np.pi * fc / fs)
     k = (t - 1.0) / (t + 1.0)
     g = (k + a) / (1.0 + k * a)
-    one, zero = anp.ones_like(g), anp.zeros_like(g)
-    return anp.stack([g, one, zero, one, g, zero], axis=-1)
+    one, zero = np.ones_like(g), np.zeros_like(g)
+    return np.stack([g, one, zero, one, g, zero], axis=-1)
 
 
 def allpass2_sos(R, fc, fs, a=0.0):
@@ -288,13 +287,13 @@ def allpass2_sos(R, fc, fs, a=0.0):
     sos : ndarray, shape (n, 6)
     """
     c = R * R
-    d = -2.0 * R * anp.cos(2.0 * np.pi * fc / fs)
+    d = -2.0 * R * np.cos(2.0 * np.pi * fc / fs)
     n0 = c + a * d + a * a
     n1 = 2.0 * a * (1.0 + c) + d * (1.0 + a * a)
     n2 = 1.0 + a * d + c * a * a
     b0, b1 = n0 / n2, n1 / n2
-    one = anp.ones_like(b0)
-    return anp.stack([b0, b1, one, one, b1, b0], axis=-1)
+    one = np.ones_like(b0)
+    return np.stack([b0, b1, one, one, b1, b0], axis=-1)
 
 
 def radius_bound(a, stretch):
@@ -306,7 +305,7 @@ def radius_bound(a, stretch):
     conservative) so the map stays analytic for complex-step derivatives.
     """
     r = R_MAX**stretch
-    abs_a = anp.sqrt(a * a + 1e-24)
+    abs_a = np.sqrt(a * a + 1e-24)
     return (r - abs_a) / (1.0 - abs_a * r)
 
 
@@ -329,13 +328,13 @@ def fc_bounds(order, fs, stretch, a):
     """
     fs_proto = fs / stretch
     low = RANGES["fc"].low + 0.0 * a
-    high = anp.minimum(RANGES["fc"].high, FC_NYQUIST_FRACTION * fs_proto / 2.0) + 0.0 * a
+    high = np.minimum(RANGES["fc"].high, FC_NYQUIST_FRACTION * fs_proto / 2.0) + 0.0 * a
     if order == 2:
         return low, high
     k_low, k_high = _coefficient_bounds(a, stretch)
     # the 90-degree frequency of coefficient k is (fs / pi) arctan((1 + k) / (1 - k))
-    low = anp.maximum(low, fs_proto / np.pi * anp.arctan((1.0 + k_low) / (1.0 - k_low)))
-    high = anp.minimum(high, fs_proto / np.pi * anp.arctan((1.0 + k_high) / (1.0 - k_high)))
+    low = np.maximum(low, fs_proto / np.pi * np.arctan((1.0 + k_low) / (1.0 - k_low)))
+    high = np.minimum(high, fs_proto / np.pi * np.arctan((1.0 + k_high) / (1.0 - k_high)))
     return low, high
 
 

@@ -2,10 +2,11 @@
 
 import numpy as np
 import pytest
+import scipy.signal
 
 from apftools import ApftoolsValueError, Cascade
 from apftools.fit import (ResponseModel, _phase_objective, _shape_objective, fit_frequency, fit_time,
-                          loudest_segment, peak_start)
+                          loudest_segment, peak_start, ring_penalty, ring_radius)
 from apftools.response import TransferFunction
 
 FS = 48000
@@ -31,21 +32,65 @@ def central_differences(objective, point, step=1e-6):
                      for e in np.eye(len(point))])
 
 
-def test_response_model_matches_the_cascade_and_its_derivatives():
+def test_response_model_counts_the_anticausal_cascade_negated_with_exact_derivatives():
     cascade, _ = true_cascade("2x2w,1w,1sw4")
+    anticausal = Cascade("2w,2,1", FS)
     freqs = np.geomspace(20.0, 20000.0, 50)
-    theta = cascade.init(7)
-    phase, tau, d_phase, d_tau = ResponseModel(cascade, freqs)(theta)
-    np.testing.assert_allclose(phase, cascade.phase(theta, freqs), atol=1e-12)
-    np.testing.assert_allclose(tau, cascade.group_delay(theta, freqs), rtol=1e-12)
-    step = 1e-6
-    for j in range(cascade.n_params):
-        e = np.eye(cascade.n_params)[j] * step
-        np.testing.assert_allclose(d_phase[:, j], (cascade.phase(theta + e, freqs) - cascade.phase(theta - e, freqs))
-                                   / (2 * step), rtol=1e-5, atol=1e-8)
-        np.testing.assert_allclose(d_tau[:, j], (cascade.group_delay(theta + e, freqs)
-                                                 - cascade.group_delay(theta - e, freqs)) / (2 * step),
-                                   rtol=1e-5, atol=1e-6)
+    # poles beyond the ring bound's radius 0.905: at 300 Hz (fully penalised) and at 45 Hz (on the gate's
+    # slope), so the penalty's derivative through both its factors is checked
+    wide = anticausal.theta_from_params([{"R": 0.99, "fc": 300.0, "a": 0.0}, {"R": 0.99, "fc": 45.0}, {"fc": 3e3}])
+    theta = np.concatenate([cascade.init(7), wide])
+    model = ResponseModel(cascade, freqs, anticausal, ring_bound=20.0)
+    phase, tau, d_phase, d_tau, ring, d_ring = model(theta)
+    assert ring > 1.0
+    # reference: scipy's responses of the sections; time reversal conjugates the anti-causal ones
+    h = np.ones(len(freqs), complex)
+    expected_tau = np.zeros(len(freqs))
+    for part, sign in ((cascade, 1), (anticausal, -1)):
+        for row, kind in zip(part.sos(theta[:cascade.n_params] if sign > 0 else theta[cascade.n_params:]), part.kinds):
+            b, a = np.zeros(2 * kind.stretch + 1), np.zeros(2 * kind.stretch + 1)
+            b[::kind.stretch], a[::kind.stretch] = row[:3], row[3:]
+            response = scipy.signal.freqz(b, a, worN=freqs, fs=FS)[1]
+            h *= response if sign > 0 else np.conj(response)
+            expected_tau += sign * scipy.signal.group_delay((b, a), w=freqs, fs=FS)[1]
+    np.testing.assert_allclose(np.exp(1j * phase), h, atol=1e-12)
+    np.testing.assert_allclose(tau, expected_tau, rtol=1e-7, atol=1e-9)
+    step = 1e-5  # five-point differences (error ~ step**4): the narrow sections' group delay is steep
+    for j in range(len(theta)):
+        e = np.eye(len(theta))[j] * step
+        values = [model(theta + k * e) for k in (-2, -1, 1, 2)]
+        for i, derivative in ((0, d_phase[:, j]), (1, d_tau[:, j]), (4, d_ring[j])):
+            minus2, minus1, plus1, plus2 = (np.asarray(v[i]) for v in values)
+            expected = (minus2 - 8 * minus1 + 8 * plus1 - plus2) / (12 * step)
+            np.testing.assert_allclose(derivative, expected, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("spec", ["2", "2w", "1w", "2sw4"])
+def test_ring_penalty_is_zero_exactly_when_every_pole_is_within_the_radius(spec):
+    cascade = Cascade(spec, 192000)
+    rng = np.random.default_rng(3)
+    bound = 60.0
+    rho = ring_radius(cascade, bound)
+    assert cascade.kinds[0].stretch * (1 + rho[0]) / (1 - rho[0]) == pytest.approx(bound)
+    gate_on = (np.array([1.5]), np.array([2.0]))  # every pole angle above the gate
+    for theta in 3 * rng.standard_normal((200, cascade.n_params)):
+        sos, d_sos = cascade.sos_jacobian(theta)
+        radius = cascade.pole_radius(theta) ** cascade.kinds[0].stretch  # prototype radius
+        penalty = ring_penalty(sos, d_sos, rho, *gate_on)[0]
+        if radius[0] < rho[0] - 1e-9:
+            assert penalty == 0.0
+        elif radius[0] > rho[0] + 1e-6:
+            assert penalty > 0.0
+
+
+def test_ring_penalty_frees_poles_below_the_gate():
+    fs = 48000
+    cascade = Cascade("2,1", fs)
+    model = ResponseModel(cascade, np.geomspace(20.0, 20000.0, 64), ring_bound=50.0)  # rho = 0.96
+    low = [{"R": 0.999, "fc": 30.0}, {"fc": 30.0}]  # poles at 30 Hz and at DC
+    high = [{"R": 0.999, "fc": 300.0}, {"fc": 30.0}]
+    assert model(cascade.theta_from_params(low))[4] == 0.0
+    assert model(cascade.theta_from_params(high))[4] > 1.0
 
 
 def test_objectives_are_zero_at_the_truth_and_their_gradients_are_exact():

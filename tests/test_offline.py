@@ -140,3 +140,15 @@ def test_the_reported_ringing_is_that_of_the_kept_model(leading_pair):
     group = result.report["groups"][0]
     assert {k: group[k] for k in ("max_group_delay_ms", "ring_time_ms")} == _ringing(result.models[0], FS)
     assert group["ring_time_ms"] > 0.0  # the lbfgs model is kept here, and it has poles
+
+
+def test_the_ring_time_is_where_the_impulse_response_falls_60_db_below_its_peak():
+    from apftools.align import _ringing
+
+    # one first-order section with its pole at p: h[0] = -p, h[n] = (1 - p^2) p^(n-1), the peak is p for p > 0.62
+    cascade = Cascade("1", FS)
+    theta = cascade.theta_from_params([{"fc": 100.0}])
+    p = -cascade.sos(theta)[0, 0]
+    last = 1 + int(np.floor(np.log(1e-3 * p / (1 - p**2)) / np.log(p)))  # last n with h[n] >= 1e-3 peak
+    for model in (ChannelModel(0.0, 1, cascade, theta), ChannelModel(0.0, 1, None, None, cascade, theta)):
+        assert _ringing(model, FS)["ring_time_ms"] == pytest.approx(1000.0 * (last + 1) / FS)

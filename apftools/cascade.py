@@ -421,22 +421,29 @@ class ResponseGrid:
             return self.from_sos(*self.cascade.sos_jacobian(theta))
         return self.from_sos(self.cascade._sos_values(np.asarray(theta, dtype=float)))
 
-    def from_sos(self, sos, d_sos=None):
-        """:meth:`__call__` from the coefficients (and with ``d_sos``, their derivatives) of :meth:`Cascade.sos_jacobian`."""
+    def from_sos(self, sos, d_sos=None, phase=True, delay=True):
+        """:meth:`__call__` from the coefficients (and with ``d_sos``, their derivatives) of :meth:`Cascade.sos_jacobian`.
+
+        ``phase=False`` or ``delay=False`` skips that half (None in its places).
+        """
         a = sos[:, 4:6]                                   # (S, 2): a_1, a_2
         den = 1.0 + self._e @ a[:, :, None]               # A, (S, F, 1)
         ratio = self._e / den                             # e^{-jkMw} / A, (S, F, 2)
-        q = ratio @ (a * (1.0, 2.0))[:, :, None]          # (S, F, 1)
-        phase = self._linear - 2.0 * self._signs @ np.angle(den[..., 0])
-        tau = self._tau0 - 2.0 * (self._signs * self._stretch) @ q[..., 0].real
-        if d_sos is None:
-            return phase, tau
         n_sections, n_freqs = ratio.shape[:2]
-        d_a = np.reshape(-2.0 * self._signs[:, None, None] * d_sos[:, 4:6, :], (2 * n_sections, -1))
-        d_phase = np.reshape(np.transpose(ratio.imag, (1, 0, 2)), (n_freqs, -1)) @ d_a
-        d_tau = np.reshape(np.transpose((self._stretch[:, None, None] * ratio * ((1.0, 2.0) - q)).real,
-                                        (1, 0, 2)), (n_freqs, -1)) @ d_a
-        return phase, tau, d_phase, d_tau
+        if d_sos is not None:
+            d_a = np.reshape(-2.0 * self._signs[:, None, None] * d_sos[:, 4:6, :], (2 * n_sections, -1))
+        values, derivatives = [None, None], [None, None]
+        if phase:
+            values[0] = self._linear - 2.0 * self._signs @ np.angle(den[..., 0])
+            if d_sos is not None:
+                derivatives[0] = np.reshape(np.transpose(ratio.imag, (1, 0, 2)), (n_freqs, -1)) @ d_a
+        if delay:
+            q = ratio @ (a * (1.0, 2.0))[:, :, None]      # (S, F, 1)
+            values[1] = self._tau0 - 2.0 * (self._signs * self._stretch) @ q[..., 0].real
+            if d_sos is not None:
+                slope = (self._stretch[:, None, None] * ratio * ((1.0, 2.0) - q)).real
+                derivatives[1] = np.reshape(np.transpose(slope, (1, 0, 2)), (n_freqs, -1)) @ d_a
+        return tuple(values) if d_sos is None else (*values, *derivatives)
 
 
 @primitive

@@ -177,16 +177,17 @@ class ResponseModel:
         stretch = np.array([k.stretch for k in self.cascade.kinds], dtype=float)
         self.gate = [np.cos(2 * np.pi * f * stretch / cascade.fs) for f in RING_GATE_HZ[::-1]]
 
-    def __call__(self, theta):
+    def __call__(self, theta, phase=True, delay=True):
         """``(phase, group_delay, d phase / d theta, d group_delay / d theta, penalty, d penalty / d theta)``.
 
         Radians and samples; the penalty is 0 without ``ring_bound``.
+        ``phase=False`` or ``delay=False`` skips that half (None in its places).
         """
         sos, d_sos = self.cascade.sos_jacobian(theta)
+        response = self.grid.from_sos(sos, d_sos, phase, delay)
         if self.rho is None:
-            return (*self.grid.from_sos(sos, d_sos), 0.0, np.zeros(len(theta)))
-        ring, d_ring = ring_penalty(sos, d_sos, self.rho, *self.gate)
-        return (*self.grid.from_sos(sos, d_sos), ring, d_ring)
+            return (*response, 0.0, np.zeros(len(theta)))
+        return (*response, *ring_penalty(sos, d_sos, self.rho, *self.gate))
 
 
 def _shape_objective(model, tf, scale=2.0):
@@ -201,7 +202,7 @@ def _shape_objective(model, tf, scale=2.0):
     weights, measured = tf.weights, tf.group_delay
 
     def objective(params):
-        _, tau, _, d_tau, ring, d_ring = model(params[:-1])
+        _, tau, _, d_tau, ring, d_ring = model(params[:-1], phase=False)
         r = measured - tau - params[-1]
         root = np.sqrt(1.0 + (r / scale) ** 2)
         dr = -weights * r / root
@@ -216,7 +217,7 @@ def _phase_objective(model, tf, polarity):
     weights, measured = tf.weights, np.angle(polarity * tf.h)
 
     def objective(params):
-        phase, _, d_phase, _, ring, d_ring = model(params[:-1])
+        phase, _, d_phase, _, ring, d_ring = model(params[:-1], delay=False)
         r = measured - phase + model.omega * params[-1]
         slope = weights * np.sin(r)
         value = np.sum(weights * (1.0 - np.cos(r))) + RING_WEIGHTS["phase"] * ring
@@ -332,7 +333,7 @@ def fit_frequency(cascade, tf, *, anticausal=None, min_delay_samples=None, polar
     thetas += [np.concatenate([c.init(rng) for c, _ in parts]) for _ in range(max(n_starts, 1) - 1)]
     # each start's residual delay begins where its group delay meets the measured one (weighted median):
     # starting at 0 left the shape fit stranded when the bulk estimate was off by a few samples
-    starts = [np.append(theta, max(_weighted_median(tf.group_delay - model(theta)[1], tf.weights),
+    starts = [np.append(theta, max(_weighted_median(tf.group_delay - model(theta, phase=False)[1], tf.weights),
                                    -np.inf if min_delay_samples is None else min_delay_samples))
               for theta in thetas]
     shape = _shape_objective(model, tf)

@@ -29,7 +29,7 @@ from . import fit as fitting
 from . import metrics
 from ._threads import blas_single_thread
 from .bands import audio_band
-from ._validate import validate_fs, validate_pair, validate_positive
+from ._validate import validate_fs, validate_pair, validate_positive, validate_signal
 from .biasnet import train_biasnet
 from .cascade import Cascade
 from .delay import apply_delay, estimate_delay
@@ -51,6 +51,26 @@ HARM_TOLERANCE_DB = 0.5
 MIN_COHERENCE = 0.9
 #: Phase change between the two halves of the signal (degrees, weighted RMS) flagged as time-varying.
 MAX_PHASE_DRIFT_DEG = 20.0
+#: Most channels of a dry or a wet.
+MAX_CHANNELS = 8
+#: How channels get models: grouped by measurement, all linked, or each its own.
+LINKS = ("auto", "linked", "separate")
+#: ``link="auto"`` links channels whose bulk delays differ by at most this (samples), whose polarities agree ...
+LINK_DELAY_SAMPLES = 1.0
+#: ... and whose measured phase responses differ by at most this (degrees, weighted RMS over the audio band).
+LINK_PHASE_DEG = 10.0
+
+
+def _phase_difference_deg(first, second):
+    """Weighted RMS phase difference (degrees) of two measured responses on one grid, over the audio band.
+
+    Each bin weighs by the smaller coherence times the geometric mean power.
+    """
+    low, high = audio_band(first.fs)
+    band = (first.freqs_hz >= low) & (first.freqs_hz <= high)
+    weight = (np.minimum(first.coherence, second.coherence) * np.sqrt(first.power * second.power))[band]
+    difference = np.angle(first.h[band] * np.conj(second.h[band]))
+    return float(np.degrees(np.sqrt(np.sum(weight * difference**2) / max(np.sum(weight), 1e-300))))
 
 
 def _phase_drift_deg(dry, wet, fs):
@@ -58,11 +78,71 @@ def _phase_drift_deg(dry, wet, fs):
     half = dry.shape[-1] // 2
     first = transfer_function(dry[..., :half], wet[..., :half], fs)
     second = transfer_function(dry[..., half:], wet[..., half:], fs, nperseg=len(first.freqs_hz) * 2 - 2)
-    low, high = audio_band(fs)
-    band = (first.freqs_hz >= low) & (first.freqs_hz <= high)
-    weight = (np.minimum(first.coherence, second.coherence) * np.sqrt(first.power * second.power))[band]
-    drift = np.angle(first.h[band] * np.conj(second.h[band]))
-    return float(np.degrees(np.sqrt(np.sum(weight * drift**2) / max(np.sum(weight), 1e-300))))
+    return _phase_difference_deg(first, second)
+
+
+def channel_layout(dry, wet):
+    """The channel pairs to align: ``(dry, wet, dry_channels)`` as (C, N) stacks, row c paired with row c.
+
+    N dry channels into N wet channels pair one to one; a mono dry into an
+    N-channel wet feeds every wet channel (``dry_channels`` 1); an N-channel
+    dry to a mono wet aligns each dry channel to the wet.  Up to
+    :data:`MAX_CHANNELS`; other layouts are refused.
+    """
+    dry, wet = validate_signal(dry, "dry"), validate_signal(wet, "wet")
+    if dry.ndim > 2 or wet.ndim > 2:
+        raise ApftoolsValueError(f"dry and wet must have shape (N,) or (C, N), got {dry.shape} and {wet.shape}")
+    dry, wet = np.atleast_2d(dry), np.atleast_2d(wet)
+    n_dry, n_wet = dry.shape[0], wet.shape[0]
+    if max(n_dry, n_wet) > MAX_CHANNELS:
+        raise ApftoolsValueError(f"dry has {n_dry} channel(s) and wet {n_wet}; at most {MAX_CHANNELS} are aligned")
+    if n_dry != n_wet and 1 not in (n_dry, n_wet):
+        raise ApftoolsValueError(f"dry has {n_dry} channels and wet {n_wet}: apftools aligns N channels to N, "
+                                 "a mono dry into an N-channel wet, or an N-channel dry to a mono wet")
+    n = max(n_dry, n_wet)
+    dry, wet = validate_pair(np.repeat(dry, n // n_dry, axis=0), np.repeat(wet, n // n_wet, axis=0))
+    return dry, wet, n_dry
+
+
+def _link(dry, wet, fs, link, max_delay_s):
+    """Groups of channels that share one model, and the report of how they were chosen.
+
+    ``link="auto"``: channel c joins the first group whose first channel
+    agrees with it: bulk delays within :data:`LINK_DELAY_SAMPLES`, the same
+    polarity, and phase responses (both compensated by the group's delay and
+    polarity) within :data:`LINK_PHASE_DEG`.  Otherwise it starts a group.
+    """
+    n = dry.shape[0]
+    if n == 1 or link != "auto":
+        groups = [[c] for c in range(n)] if link == "separate" else [list(range(n))]
+        return groups, {"link": link, "groups": groups, "pairs": []}
+    estimates = [estimate_delay(d, w, fs, max_delay_s) for d, w in zip(dry, wet)]
+
+    def compare(i, j):
+        shift = estimates[i]
+        delay_difference = estimates[j].delay_samples - shift.delay_samples
+        polarity_differs = estimates[j].polarity != shift.polarity
+        phase = None
+        if abs(delay_difference) <= LINK_DELAY_SAMPLES and not polarity_differs:
+            first, second = (transfer_function(shift.polarity * apply_delay(dry[c], shift.delay_samples), wet[c], fs)
+                             for c in (i, j))
+            phase = _phase_difference_deg(first, second)
+        return {"channels": [i, j], "delay_difference_samples": float(delay_difference),
+                "polarity_differs": bool(polarity_differs), "phase_difference_deg": phase,
+                "linked": phase is not None and phase <= LINK_PHASE_DEG}
+
+    groups, pairs = [], []
+    for c in range(n):
+        for group in groups:
+            pairs.append(compare(group[0], c))
+            if pairs[-1]["linked"]:
+                group.append(c)
+                break
+        else:
+            groups.append([c])
+    return groups, {"link": link, "groups": groups, "pairs": pairs,
+                    "rule": f"linked when bulk delays differ by at most {LINK_DELAY_SAMPLES:g} samples, polarities "
+                            f"agree and phase responses differ by at most {LINK_PHASE_DEG:g} degrees RMS"}
 
 
 def split_spec(sections, causal):
@@ -104,19 +184,14 @@ def _select_order(grid, anticausal, min_delay, n_starts, rng, notes):
     return best_spec
 
 
-def _group_warnings(shifted, wet, fs, per_channel_hint):
+def _group_warnings(shifted, wet, fs):
     """Coherence and time-variance of the delay-compensated pair (latency would read as noise)."""
     warnings = []
     coherence = metrics.coherence_summary(shifted, wet, fs)
     drift = _phase_drift_deg(shifted, wet, fs)
     if coherence < MIN_COHERENCE:
-        channel_coherence = [metrics.coherence_summary(d, w, fs) for d, w in zip(shifted, wet)]
-        if per_channel_hint and len(shifted) > 1 and min(channel_coherence) >= MIN_COHERENCE:
-            warnings.append(f"the channels respond differently (coherence {coherence:.2f} over all channels, "
-                            f"at least {min(channel_coherence):.2f} per channel); try --per-channel")
-        else:
-            warnings.append(f"low coherence between dry and wet ({coherence:.2f} < {MIN_COHERENCE}): noise, "
-                            "distortion or a time-varying effect that a static allpass cannot fully explain")
+        warnings.append(f"low coherence between dry and wet ({coherence:.2f} < {MIN_COHERENCE}): noise, "
+                        "distortion or a time-varying effect that a static allpass cannot fully explain")
     if drift > MAX_PHASE_DRIFT_DEG:
         warnings.append(f"the effect's phase response changes over time ({drift:.0f} degrees between the halves): "
                         "a time-varying effect (phaser, chorus?) that a static allpass cannot follow")
@@ -128,6 +203,7 @@ def _fit_group(dry, wet, fs, settings, rng, progress):
     report = {}
     estimate = estimate_delay(dry, wet, fs, settings["max_delay_s"])
     report["bulk_delay_samples"] = float(estimate.delay_samples)
+    report["bulk_polarity"] = int(estimate.polarity)
     report["delay_confidence"] = float(estimate.confidence)
     warnings = []
     if estimate.ambiguous:
@@ -136,7 +212,7 @@ def _fit_group(dry, wet, fs, settings, rng, progress):
             f"(peak prominence {estimate.confidence:.2f}); check --max-delay-ms or the material")
     progress(0.1, "delay")
     shifted = estimate.polarity * apply_delay(dry, estimate.delay_samples)
-    report["coherence"], report["phase_drift_deg"], more = _group_warnings(shifted, wet, fs, settings["hint"])
+    report["coherence"], report["phase_drift_deg"], more = _group_warnings(shifted, wet, fs)
     report["warnings"] = warnings + more
     grid = log_grid(transfer_function(shifted, wet, fs))
     progress(0.15, "response")
@@ -216,8 +292,8 @@ def _choose(candidates, fs, dry, wet, before):
     than that tolerance over the best harmless one, and the report names
     every band it harms with both values.
     """
-    scores = {name: metrics.mix_report(Alignment(fs, models).apply(dry), wet, fs) if name != "none" else before
-              for name, models in candidates.items()}
+    scores = {name: metrics.mix_report(model.apply(dry), wet, fs) if name != "none" else before
+              for name, model in candidates.items()}
     bands = {name: np.array(score["band_deficit_db"], dtype=float) for name, score in scores.items()}  # None -> NaN
     harm = {name: metrics.band_harm_db(bands["none"], bands[name]) for name in scores}
     harmless = [name for name in candidates if harm[name] >= -HARM_TOLERANCE_DB]
@@ -241,14 +317,17 @@ def _choose(candidates, fs, dry, wet, before):
 
 
 def align(dry, wet, fs, *, sections=None, causal=False, method="lbfgs", loss="mse", max_delay_s=0.25, seed=0,
-          per_channel=False, n_starts=32, max_iter=60, segment_s=4.0, polish=False, biasnet=None, progress=None):
+          link="auto", n_starts=32, max_iter=60, segment_s=4.0, polish=False, biasnet=None, progress=None):
     """Align ``dry`` with ``wet``: estimate delay, polarity and the effect's phase response.
 
     Parameters
     ----------
     dry, wet : array_like, shape (n_samples,) or (n_channels, n_samples)
-        The effect's input and output at the same sample rate and channel
-        count.  A wet shorter than the dry is aligned on the overlap.
+        The effect's input and output at the same sample rate: N channels
+        into N, a mono dry into an N-channel wet (a mono source through a
+        stereo effect), or N into a mono wet (:func:`channel_layout`).  The
+        aligned result has the larger channel count.  A wet shorter than the
+        dry is aligned on the overlap.
     fs : float
         Sample rate in Hz.
     sections : str, optional
@@ -273,9 +352,11 @@ def align(dry, wet, fs, *, sections=None, causal=False, method="lbfgs", loss="ms
         and FFT equalisers (6144 samples, 0.14 s at 44.1 kHz).
     seed : int
         Seeds every random start.
-    per_channel : bool
-        Fit each channel separately instead of one model for all (which keeps
-        the stereo image).
+    link : {"auto", "linked", "separate"}
+        ``"auto"``: channels whose measured responses agree share one model
+        (which keeps the stereo image) and the others get their own
+        (:func:`_link`); ``"linked"``: one model for all; ``"separate"``: one
+        per channel.
     n_starts : int
         Stage-1 starts: 8 found the same optima as 32 on the real-effects bench, but on synthetic
         in-model cascades (multimodal, interchangeable sections) 8 missed the optimum where 32 reached it.
@@ -306,20 +387,22 @@ def align(dry, wet, fs, *, sections=None, causal=False, method="lbfgs", loss="ms
     """
     start_time = time.perf_counter()
     fs = validate_fs(fs)
-    dry2, wet2 = validate_pair(dry, wet)
+    dry2, wet2, dry_channels = channel_layout(dry, wet)
     specs = split_spec(sections, causal)
     for spec in specs:
         if spec not in (None, "auto"):
             Cascade(spec, fs)  # refuse a bad spec before any work
     if method not in METHODS:
         raise ApftoolsValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    if link not in LINKS:
+        raise ApftoolsValueError(f"link must be one of {', '.join(LINKS)}, got {link!r}")
     if validate_positive(max_delay_s, "max_delay_s") > MAX_DELAY_S:
         raise ApftoolsValueError(f"max_delay_s={max_delay_s!r} exceeds {MAX_DELAY_S:g} s, "
                                  "the longest delay a model holds")
     label = "biasnet+lbfgs" if method == "biasnet" and polish else method
     settings = {"method": method, "loss": loss, "max_delay_s": max_delay_s, "n_starts": n_starts, "causal": causal,
                 "max_iter": max_iter, "segment_s": segment_s, "polish": polish, "biasnet": dict(biasnet or {}),
-                "specs": specs, "hint": not per_channel}
+                "specs": specs}
     n, n_dry, n_wet = dry2.shape[-1], np.shape(dry)[-1], np.shape(wet)[-1]
     warnings = []
     if n_wet < n_dry:
@@ -328,41 +411,69 @@ def align(dry, wet, fs, *, sections=None, causal=False, method="lbfgs", loss="ms
         raise ApftoolsValueError(f"signals of {n} samples ({n / fs:.3f} s) are too short; at least 0.25 s is needed")
     progress = progress or (lambda fraction, label: None)
     rng = np.random.default_rng(seed)
-    groups = [[c] for c in range(dry2.shape[0])] if per_channel else [list(range(dry2.shape[0]))]
+    n_channels = dry2.shape[0]
     before = metrics.mix_report(dry2, wet2, fs)
 
     with blas_single_thread():
-        fitted = []
+        groups, linking = _link(dry2, wet2, fs, link, max_delay_s)
+        models, reports = [], []
         for i, channels in enumerate(groups):
             def group_progress(fraction, label, i=i):
                 progress((i + fraction) / len(groups), label)
 
-            model, report = _fit_group(dry2[channels], wet2[channels], fs, settings, rng, group_progress)
-            fitted.append((model, report))
-            warnings += report.pop("warnings")
+            d, w = dry2[channels], wet2[channels]
+            model, report = _fit_group(d, w, fs, settings, rng, group_progress)
+            candidates = {label: model, "none": ChannelModel(0.0, 1),
+                          "delay-only": ChannelModel(report["bulk_delay_samples"], report["bulk_polarity"])}
+            chosen, _, report["harm_db"], more = _choose(
+                candidates, fs, d, w, before if len(groups) == 1 else metrics.mix_report(d, w, fs))
+            where = f"channel(s) {', '.join(str(c + 1) for c in channels)}: " if n_channels > 1 else ""
+            warnings += [where + text for text in report.pop("warnings") + more]
+            kept = candidates[chosen]  # the report describes what is kept, not what was fitted
+            report.update(channels=channels, method=chosen, delay_samples=float(kept.delay_samples),
+                          polarity=int(kept.polarity), spec=kept.cascade and kept.cascade.spec,
+                          anticausal_spec=kept.anticausal and kept.anticausal.spec, **_ringing(kept, fs))
+            models.append(kept)
+            reports.append(report)
 
-    candidates = {
-        label: [m for m, _ in fitted],
-        "delay-only": [ChannelModel(m.delay_samples, m.polarity) for m, _ in fitted],
-        "none": [ChannelModel(0.0, 1) for _ in groups],
-    }
-    mode = "causal" if causal else "offline"
-    chosen, after, harm, more = _choose(candidates, fs, dry2, wet2, before)
-    warnings += more
-    for (_, group), model in zip(fitted, candidates[chosen]):  # the ringing of what is kept, not of what was fitted
-        group.update(_ringing(model, fs))
+    methods = {r["method"] for r in reports}
+    overall = next(m for m in (label, "delay-only", "none") if m in methods)
+    group_of = [next(g for g, members in enumerate(groups) if c in members) for c in range(n_channels)]
+    linked_any = len(groups) == 1 and dry_channels == n_channels
+    result = Alignment(fs, models, overall, mode="causal" if causal else "offline",
+                       channels=None if linked_any else group_of, dry_channels=None if linked_any else dry_channels)
+    aligned = result.apply(dry2[:dry_channels] if dry_channels == 1 else dry2)
+    after = metrics.mix_report(aligned, wet2, fs)
     progress(1.0, "done")
-    report = {
-        "method": chosen,
-        "mode": mode,
+    result.report = {
+        "method": overall,
+        "mode": result.mode,
         "fs": fs,
-        "channels": dry2.shape[0],
-        "per_channel": per_channel,
+        "channels": n_channels,
+        "dry_channels": dry_channels,
+        "linking": linking,
         "before": before,
         "after": after,
-        "harm_db": harm,
-        "groups": [r for _, r in fitted],
+        "harm_db": metrics.band_harm_db(before["band_deficit_db"], after["band_deficit_db"]),
+        "groups": reports,
+        "per_channel": _per_channel_report(dry2, aligned, wet2, fs, group_of, before, after),
         "warnings": warnings,
         "seconds": time.perf_counter() - start_time,
     }
-    return Alignment(fs, candidates[chosen], chosen, report, mode)
+    return result
+
+
+def _per_channel_report(dry, aligned, wet, fs, group_of, before, after):
+    """Overall deficit and worst band of every channel before and after, with its group (the whole report if mono)."""
+    keys = ("mix_deficit_db", "worst_band_db", "worst_band_hz")
+    if dry.shape[0] == 1:
+        return [{"channel": 0, "group": 0, "before": {k: before[k] for k in keys}, "after": {k: after[k] for k in keys}}]
+    rows = []
+    for c, group in enumerate(group_of):
+        row = {"channel": c, "group": group}
+        for name, signal in (("before", dry[c]), ("after", aligned[c])):
+            hz, worst = metrics.worst_band(*metrics.band_mix_deficit_db(signal, wet[c], fs))
+            row[name] = {"mix_deficit_db": metrics.mix_deficit_db(signal, wet[c], fs), "worst_band_db": worst,
+                         "worst_band_hz": hz}
+        rows.append(row)
+    return rows

@@ -355,14 +355,17 @@ def coherence_summary(dry, wet, fs):
 
 
 def residual_delay_samples(dry, wet, fs):
-    """Delay of the wet relative to the dry left after alignment, in samples.
+    """Delay of the wet relative to the dry left after alignment, in samples; of several channels, the largest.
 
-    From :func:`apftools.delay.estimate_delay` (positive: the wet lags).
+    From :func:`apftools.delay.estimate_delay` (positive: the wet lags),
+    channel by channel: summed over channels, the cross-spectra of channels
+    of opposite polarity cancel.
     """
     from .delay import estimate_delay
 
     dry, wet = validate_pair(dry, wet)
-    return float(estimate_delay(dry, wet, validate_fs(fs)).delay_samples)
+    fs = validate_fs(fs)
+    return max((float(estimate_delay(d, w, fs).delay_samples) for d, w in zip(dry, wet)), key=abs)
 
 
 def mix_report(dry, wet, fs):

@@ -31,11 +31,19 @@ before the first sample and the causal part after the last is outside the
 output, as for any same-length rendering.  Offline files may use both parts;
 real-time use needs ``mode: causal``.
 
-JSON layout (``format`` ``"apftools.alignment"``, ``version`` 2; version 1,
-without ``mode`` and ``anticausal``, still loads, as an offline model)::
+Channels: ``channels`` gives, for every output channel, the index of its
+model in ``models``, and ``dry_channels`` how many channels the dry has: the
+wet's count (each output from its own dry channel) or 1 (a mono dry feeding
+every output, as a mono source through a stereo effect).  ``channels: null``
+is one model for any number of channels.
 
-    {"format": "apftools.alignment", "version": 2, "fs": 48000.0, "method": "lbfgs",
-     "mode": "offline", "per_channel": false,
+JSON layout (``format`` ``"apftools.alignment"``, ``version`` 3; versions 1
+and 2, with ``per_channel`` instead of ``channels`` and ``dry_channels``, and
+version 1 without ``mode`` and ``anticausal``, still load; version 1 as an
+offline model)::
+
+    {"format": "apftools.alignment", "version": 3, "fs": 48000.0, "method": "lbfgs",
+     "mode": "offline", "channels": [0, 0] or null, "dry_channels": 2 or null,
      "models": [{"delay_samples": 38.4, "polarity": -1, "cascade": {...} or null,
                  "anticausal": {...} or null}, ...]}
 """
@@ -51,7 +59,7 @@ from .delay import apply_delay
 from .errors import ApftoolsTypeError, ApftoolsValueError
 
 ALIGNMENT_FORMAT = "apftools.alignment"
-ALIGNMENT_VERSION = 2
+ALIGNMENT_VERSION = 3
 #: ``"offline"``: files, causal and anti-causal sections; ``"causal"``: real-time use and export.
 MODES = ("offline", "causal")
 #: Largest bulk delay of a model, either sign, in seconds at the model's sample rate.
@@ -64,6 +72,8 @@ METHOD_LABELS = ("lbfgs", "biasnet", "biasnet+lbfgs", "delay-only", "none")
 #: The keys of each format version: (alignment, channel model).
 _KEYS = {1: ({"format", "version", "fs", "method", "per_channel", "models"}, {"delay_samples", "polarity", "cascade"}),
          2: ({"format", "version", "fs", "method", "mode", "per_channel", "models"},
+             {"delay_samples", "polarity", "cascade", "anticausal"}),
+         3: ({"format", "version", "fs", "method", "mode", "channels", "dry_channels", "models"},
              {"delay_samples", "polarity", "cascade", "anticausal"})}
 
 
@@ -179,7 +189,7 @@ class Alignment:
     fs : float
         Sample rate in Hz the model belongs to.
     models : list of ChannelModel
-        One model shared by all channels, or one per channel.
+        One model per group of channels (see ``channels``).
     method : str
         Which fitter produced the final model, one of :data:`METHOD_LABELS`
         (``"biasnet+lbfgs"``: BiasNet polished by L-BFGS; ``"delay-only"``,
@@ -189,6 +199,12 @@ class Alignment:
         diagnostics and timing (JSON-ready; not part of the saved model).
     mode : {"offline", "causal"}
         ``"causal"`` promises real-time use: every model is :attr:`ChannelModel.causal`.
+    channels : list of int, optional
+        Index into ``models`` of every output channel; None (with one model):
+        that model for any number of channels.
+    dry_channels : int, optional
+        With ``channels``: the dry's channel count, ``len(channels)`` (each
+        output from its own dry channel) or 1 (a mono dry into every output).
     """
 
     fs: float
@@ -196,6 +212,8 @@ class Alignment:
     method: str = "lbfgs"
     report: dict = field(default_factory=dict)
     mode: str = "offline"
+    channels: list = None
+    dry_channels: int = None
 
     def __post_init__(self):
         self.fs = validate_fs(self.fs)
@@ -210,6 +228,7 @@ class Alignment:
             raise ApftoolsValueError(f"method={short_repr(self.method)} must be one of {', '.join(METHOD_LABELS)}")
         if self.mode not in MODES:
             raise ApftoolsValueError(f"mode={short_repr(self.mode)} must be one of {', '.join(MODES)}")
+        self._check_channels()
         if self.mode == "causal":
             for i, model in enumerate(self.models):
                 if not model.causal:
@@ -217,20 +236,34 @@ class Alignment:
                         f"models[{i}] is not causal (anti-causal sections or delay_samples="
                         f"{model.delay_samples!r} < 0) but mode is 'causal'")
 
-    @property
-    def per_channel(self):
-        return len(self.models) > 1
+    def _check_channels(self):
+        if self.channels is None:
+            if len(self.models) != 1 or self.dry_channels is not None:
+                raise ApftoolsValueError(f"channels=null needs exactly one model and dry_channels=null, got "
+                                         f"{len(self.models)} models and dry_channels={short_repr(self.dry_channels)}")
+            return
+        n_models = len(self.models)
+        if (not isinstance(self.channels, list) or not 1 <= len(self.channels) <= MAX_MODELS
+                or any(type(m) is not int or not 0 <= m < n_models for m in self.channels)
+                or set(self.channels) != set(range(n_models))):
+            raise ApftoolsValueError(f"channels must list, for each of 1 to {MAX_MODELS} output channels, the index "
+                                     f"of its model (each of 0..{n_models - 1} used), got {short_repr(self.channels)}")
+        if type(self.dry_channels) is not int or self.dry_channels not in (1, len(self.channels)):
+            raise ApftoolsValueError(f"dry_channels={short_repr(self.dry_channels)} must be 1 or "
+                                     f"{len(self.channels)}, the number of output channels")
 
     @property
     def warnings(self):
         return self.report.get("warnings", [])
 
     def apply(self, x, fs=None):
-        """The aligned version of ``x`` (same shape): delay, polarity, allpass.
+        """The aligned version of ``x``: delay, polarity, allpass, one model per output channel.
 
         Parameters
         ----------
         x : array_like, shape (n_samples,) or (n_channels, n_samples)
+            With :attr:`channels`, ``dry_channels`` channels; the result has
+            ``len(channels)`` (a mono dry into a stereo model gives two).
         fs : float, optional
             Sample rate of ``x``; refused if it is not the model's.
         """
@@ -240,13 +273,19 @@ class Alignment:
                 "resample the signal or align again at that rate"
             )
         x = validate_signal(x)
-        if not self.per_channel:
+        if self.channels is None:
             return self.models[0].apply(x)
         x2 = np.atleast_2d(x)
-        if x2.shape[0] != len(self.models):
-            raise ApftoolsValueError(
-                f"this per-channel model has {len(self.models)} channels, the signal has {x2.shape[0]}")
-        return np.stack([m.apply(x2[c]) for c, m in enumerate(self.models)]).reshape(x.shape)
+        if x2.ndim != 2:
+            raise ApftoolsValueError(f"the signal must have shape (N,) or (C, N), got {x.shape}")
+        if x2.shape[0] != self.dry_channels:
+            raise ApftoolsValueError(f"this model needs a dry with {self.dry_channels} channel(s) (it gives "
+                                     f"{len(self.channels)}); the signal has {x2.shape[0]}")
+        out = np.empty((len(self.channels), x2.shape[-1]))
+        for index, model in enumerate(self.models):
+            members = [c for c, m in enumerate(self.channels) if m == index]
+            out[members] = model.apply(x2[[c if self.dry_channels > 1 else 0 for c in members]])
+        return out[0] if x.ndim == 1 and len(self.channels) == 1 else out
 
     def mix(self, dry, wet, wet_ratio=0.5):
         """``(1 - wet_ratio) * apply(dry) + wet_ratio * wet``, on the common length."""
@@ -260,8 +299,8 @@ class Alignment:
     def to_dict(self):
         """Plain data (physical parameters only), for :func:`apftools.io.write_json`."""
         return {"format": ALIGNMENT_FORMAT, "version": ALIGNMENT_VERSION, "fs": self.fs,
-                "method": self.method, "mode": self.mode, "per_channel": self.per_channel,
-                "models": [m.to_dict() for m in self.models]}
+                "method": self.method, "mode": self.mode, "channels": self.channels,
+                "dry_channels": self.dry_channels, "models": [m.to_dict() for m in self.models]}
 
     @classmethod
     def from_dict(cls, data, fs=None):
@@ -288,12 +327,17 @@ class Alignment:
         if not isinstance(models, list) or not 1 <= len(models) <= MAX_MODELS:
             raise ApftoolsValueError(
                 f"models must be a list of 1 to {MAX_MODELS} channel models, got {short_repr(models)}")
-        if data["per_channel"] is not (len(models) > 1):
-            raise ApftoolsValueError(f"per_channel={short_repr(data['per_channel'])} must be {len(models) > 1} "
-                                     f"for {len(models)} channel model(s)")
-        channels = [ChannelModel.from_dict(m, model_fs, f"models[{i}]", version) for i, m in enumerate(models)]
+        if version < 3:  # per_channel: one model per channel, each from its own dry channel
+            if data["per_channel"] is not (len(models) > 1):
+                raise ApftoolsValueError(f"per_channel={short_repr(data['per_channel'])} must be {len(models) > 1} "
+                                         f"for {len(models)} channel model(s)")
+            channels, dry_channels = (list(range(len(models))), len(models)) if len(models) > 1 else (None, None)
+        else:
+            channels, dry_channels = data["channels"], data["dry_channels"]
+        parts = [ChannelModel.from_dict(m, model_fs, f"models[{i}]", version) for i, m in enumerate(models)]
         # version 1 has no mode and made no causality promise: offline
-        return cls(model_fs, channels, data["method"], mode=data.get("mode", "offline"))
+        return cls(model_fs, parts, data["method"], mode=data.get("mode", "offline"), channels=channels,
+                   dry_channels=dry_channels)
 
     def save(self, path, *, overwrite=False):
         """Write :meth:`to_dict` as JSON, atomically."""

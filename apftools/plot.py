@@ -30,12 +30,16 @@ def report_figure(alignment, dry, wet):
     fs = alignment.fs
     dry, wet = np.atleast_2d(dry), np.atleast_2d(wet)
     n = min(dry.shape[-1], wet.shape[-1])
-    dry, wet = dry[:, :n], wet[:, :n]
+    aligned = np.atleast_2d(alignment.apply(dry))[:, :n]
+    # the pairs the model was fitted on: a mono dry or wet feeds every output channel
+    outputs = range(max(dry.shape[0], wet.shape[0]))
+    dry, wet = (x[[min(c, x.shape[0] - 1) for c in outputs], :n] for x in (dry, wet))
     figure = Figure(figsize=(9, 10), layout="constrained")
     phase_ax, delay_ax, mix_ax = figure.subplots(3, 1)
-    groups = [slice(None)] if len(alignment.models) == 1 else [slice(c, c + 1) for c in range(dry.shape[0])]
-    for i, (model, channels) in enumerate(zip(alignment.models, groups)):
-        label = "" if len(groups) == 1 else f" ch{i + 1}"
+    groups = [[c for c in outputs if (alignment.channels or [0] * len(outputs))[c] == i]
+              for i in range(len(alignment.models))]
+    for model, channels in zip(alignment.models, groups):
+        label = "" if len(groups) == 1 else f" ch{'+'.join(str(c + 1) for c in channels)}"
         shifted = model.polarity * apply_delay(dry[channels], model.delay_samples)
         measured = log_grid(transfer_function(shifted, wet[channels], fs))
         phase, tau = model.allpass_response(measured.freqs_hz)
@@ -57,7 +61,7 @@ def report_figure(alignment, dry, wet):
     delay_ax.legend(loc="upper right")
 
     centres, before = band_mix_deficit_db(dry, wet, fs)
-    _, after = band_mix_deficit_db(alignment.apply(dry), wet, fs)
+    _, after = band_mix_deficit_db(aligned, wet, fs)
     width = 0.35
     positions = np.arange(len(centres))
     mix_ax.bar(positions - width / 2, before, width, label="before")
@@ -80,7 +84,8 @@ def response_figure(alignment, n_points=512):
     figure = Figure(figsize=(9, 6.5), layout="constrained")
     phase_ax, delay_ax = figure.subplots(2, 1)
     for i, model in enumerate(alignment.models):
-        label = "all channels" if len(alignment.models) == 1 else f"channel {i + 1}"
+        members = [str(c + 1) for c, m in enumerate(alignment.channels or []) if m == i]
+        label = f"channel {'+'.join(members)}" if members else "all channels"
         phase, tau = model.response(freqs, fs)
         phase_ax.plot(freqs, np.degrees(phase), label=label)
         delay_ax.plot(freqs, 1000 * tau / fs, label=label)

@@ -8,6 +8,7 @@ import scipy.signal
 
 from apftools import Alignment, ApftoolsValueError, Cascade, align
 from apftools.align import AUTO_SPECS, ChannelModel
+from apftools.delay import apply_delay
 from apftools.metrics import mix_deficit_db
 from apftools.synthetic import make_pair, pink_noise
 
@@ -73,24 +74,77 @@ def test_mix_deficit_is_near_zero_on_other_random_effects(seed):
     assert result.report["after"]["mix_deficit_db"] > -0.05
 
 
-def test_stereo_shares_one_model_unless_per_channel():
+def test_stereo_with_one_effect_shares_one_model_unless_separate():
     pair = make_pair("2x2w", FS, 1.0, delay_samples=20.0, n_channels=2, rng=4)
     shared = align(pair.dry, pair.wet, FS, sections="2x2w")
-    assert len(shared.models) == 1 and shared.apply(pair.dry).shape == (2, FS)
-    separate = align(pair.dry, pair.wet, FS, sections="2x2w", per_channel=True)
-    assert len(separate.models) == 2 and len(separate.report["groups"]) == 2
+    assert len(shared.models) == 1 and shared.channels is None and shared.apply(pair.dry).shape == (2, FS)
+    assert shared.report["linking"]["pairs"][0]["linked"]
+    assert shared.report["linking"]["pairs"][0]["phase_difference_deg"] < 1.0
+    separate = align(pair.dry, pair.wet, FS, sections="2x2w", link="separate")
+    assert len(separate.models) == 2 and separate.channels == [0, 1] and len(separate.report["groups"]) == 2
     for result in (shared, separate):
         assert result.report["after"]["mix_deficit_db"] > -0.05
 
 
-def test_channels_with_different_effects_suggest_per_channel():
+def test_channels_with_different_effects_get_their_own_models():
     dry = pink_noise(2 * FS, FS, np.random.default_rng(13), n_channels=2)
     wet = np.stack([dry[0], -np.concatenate([np.zeros(30), dry[1, :-30]])])  # right channel late and inverted
-    shared = align(dry, wet, FS, sections="1x2w")
-    assert any("--per-channel" in w for w in shared.warnings)
-    separate = align(dry, wet, FS, sections="1x2w", per_channel=True)
-    assert [m.polarity for m in separate.models] == [1, -1]
-    assert separate.report["after"]["mix_deficit_db"] > -0.01
+    result = align(dry, wet, FS, sections="1x2w")
+    pair = result.report["linking"]["pairs"][0]
+    assert not pair["linked"] and pair["polarity_differs"] and pair["delay_difference_samples"] == pytest.approx(30, abs=0.01)
+    assert result.channels == [0, 1] and [m.polarity for m in result.models] == [1, -1]
+    assert result.report["groups"][1]["bulk_delay_samples"] == pytest.approx(30.0, abs=0.05)
+    for row in result.report["per_channel"]:
+        assert row["after"]["mix_deficit_db"] > -0.01 and row["after"]["worst_band_db"] > -0.05
+    assert not result.warnings  # each group's coherence is its own, not the two channels' jointly
+    linked = align(dry, wet, FS, sections="1x2w", link="linked")
+    assert len(linked.models) == 1 and linked.report["per_channel"][1]["after"]["mix_deficit_db"] < -1.0
+
+
+def _one_untouched_one_processed(rng):
+    """A mono dry and a stereo wet: left untouched, right through a known allpass, 12 samples late, inverted."""
+    cascade = Cascade("2w", FS)
+    theta = cascade.theta_from_params([{"R": 0.9, "fc": 800.0, "a": 0.0}])
+    dry = pink_noise(2 * FS, FS, rng)[0]
+    right = -apply_delay(cascade.process(theta, dry), 12.0)
+    return dry, np.stack([dry, right])
+
+
+def test_a_mono_dry_into_a_stereo_wet_gets_a_model_per_wet_channel():
+    dry, wet = _one_untouched_one_processed(np.random.default_rng(21))
+    result = align(dry, wet, FS, sections="1x2w")
+    assert result.dry_channels == 1 and result.channels == [0, 1]
+    assert result.apply(dry).shape == (2, 2 * FS)
+    assert [m.polarity for m in result.models] == [1, -1]
+    for row in result.report["per_channel"]:
+        assert row["after"]["mix_deficit_db"] > -0.02 and row["after"]["worst_band_db"] > -0.1
+    # the model applies to another mono take through the same effect
+    other, other_wet = _one_untouched_one_processed(np.random.default_rng(22))
+    aligned = result.apply(other)
+    for c in range(2):
+        assert mix_deficit_db(aligned[c], other_wet[c], FS) > -0.02
+    with pytest.raises(ApftoolsValueError, match=r"needs a dry with 1 channel"):
+        result.apply(wet)
+
+
+def test_a_stereo_dry_to_a_mono_wet_aligns_each_dry_channel():
+    mono, wet = _one_untouched_one_processed(np.random.default_rng(23))
+    dry = np.stack([mono, apply_delay(mono, 5.0)])  # the right dry channel 5 samples late
+    result = align(dry, wet[1], FS, sections="1x2w")
+    assert result.dry_channels == 2 and result.channels == [0, 1]
+    assert result.models[0].delay_samples - result.models[1].delay_samples == pytest.approx(5.0, abs=0.1)
+    for row in result.report["per_channel"]:
+        assert row["after"]["mix_deficit_db"] > -0.02
+
+
+@pytest.mark.parametrize(("dry_channels", "wet_channels", "words"), [
+    (2, 3, "N channels to N, a mono dry into an N-channel wet, or an N-channel dry to a mono wet"),
+    (9, 9, "at most 8"),
+])
+def test_other_layouts_are_refused(dry_channels, wet_channels, words):
+    rng = np.random.default_rng(0)
+    with pytest.raises(ApftoolsValueError, match=words):
+        align(rng.standard_normal((dry_channels, FS)), rng.standard_normal((wet_channels, FS)), FS)
 
 
 def test_delay_and_polarity_only_effect():
@@ -151,7 +205,7 @@ def test_same_seed_same_model():
 @pytest.mark.parametrize(
     "dry, wet, message",
     [
-        (np.ones((2, FS)), np.ones((1, FS)), "2 channel"),
+        (np.ones((2, FS)), np.ones((3, FS)), "dry has 2 channels and wet 3"),
         (np.zeros(FS), np.ones(FS), "dry signal is silent"),
         (np.ones(100), np.ones(100), "too short"),
         (np.full(FS, np.nan), np.ones(FS), "NaN"),
@@ -168,7 +222,8 @@ def test_bad_inputs(dry, wet, message):
 def two_channel_model():
     cascade = Cascade("1x2w", FS)
     theta = cascade.theta_from_params([{"R": 0.9, "fc": 500.0, "a": 0.2}])
-    return Alignment(FS, [ChannelModel(3.5, -1, cascade, theta), ChannelModel(-2.0, 1)], "lbfgs")
+    return Alignment(FS, [ChannelModel(3.5, -1, cascade, theta), ChannelModel(-2.0, 1)], "lbfgs", channels=[0, 1],
+                     dry_channels=2)
 
 
 def test_apply_is_delay_polarity_then_cascade():
@@ -178,7 +233,7 @@ def test_apply_is_delay_polarity_then_cascade():
     np.testing.assert_allclose(y[1, :-2], x[1, 2:], atol=1e-12)  # an integer advance is exact
     first = model.models[0]
     np.testing.assert_allclose(y[0], -first.cascade.process(first.theta, ChannelModel(3.5, 1).apply(x[0])))
-    with pytest.raises(ApftoolsValueError, match="2 channels, the signal has 3"):
+    with pytest.raises(ApftoolsValueError, match=r"needs a dry with 2 channel\(s\) \(it gives 2\); the signal has 3"):
         model.apply(np.ones((3, 100)))
     with pytest.raises(ApftoolsValueError, match="fitted at fs=48000 Hz"):
         model.apply(x, fs=44100)
@@ -202,7 +257,7 @@ def test_json_round_trip_and_physical_parameters(tmp_path):
     loaded = Alignment.load(path)
     x = np.random.default_rng(12).standard_normal((2, 1000))
     np.testing.assert_allclose(loaded.apply(x), model.apply(x), atol=1e-12)
-    assert loaded.per_channel and loaded.method == "lbfgs"
+    assert loaded.channels == [0, 1] and loaded.dry_channels == 2 and loaded.method == "lbfgs"
 
 
 @pytest.mark.parametrize(

@@ -163,15 +163,14 @@ def stereo_inputs(tmp_path_factory):
     return write(folder / "dry.wav", stereo.dry), write(folder / "wet.wav", stereo.wet)
 
 
-@pytest.mark.parametrize("per_channel", [False, True])
-def test_stereo_keeps_two_channels_quietly(stereo_inputs, tmp_path, per_channel):
-    flags = ["--per-channel"] if per_channel else []
+@pytest.mark.parametrize(("flags", "n_models"), [([], 1), (["--link"], 1), (["--per-channel"], 2)])
+def test_stereo_keeps_two_channels_quietly(stereo_inputs, tmp_path, flags, n_models):
     result = run("--quiet", "align", *stereo_inputs, "-o", tmp_path / "out", "--sections", "1x2w", *flags)
     assert result.exit_code == 0, result.stderr
     assert result.stdout == "" and result.stderr == ""
     assert soundfile.info(str(tmp_path / "out" / "aligned.wav")).channels == 2
     model = Alignment.load(tmp_path / "out" / "model.json")
-    assert len(model.models) == (2 if per_channel else 1)
+    assert len(model.models) == n_models
     assert all(m.delay_samples == pytest.approx(DELAY, abs=0.25) and m.polarity == 1 for m in model.models)
 
 
@@ -213,8 +212,9 @@ def _bad_files(tmp_path, pair):
     return {
         "missing": (tmp_path / "missing.wav", wet, ("missing.wav", "no such file")),
         "not audio": (tmp_path / "text.wav", wet, ("text.wav", "not an audio file")),
-        "channels": (dry, write(tmp_path / "wet2.wav", np.vstack([pair.wet, pair.wet])),
-                     ("1 channel", "has 2")),
+        "channels": (write(tmp_path / "dry2.wav", np.vstack([pair.dry, pair.dry])),
+                     write(tmp_path / "wet3.wav", np.vstack([pair.wet] * 3)),
+                     ("dry has 2 channels and wet 3", "a mono dry into an N-channel wet")),
         "nan": (write(tmp_path / "nan.wav", nan), wet, ("nan.wav", "10 NaN/Inf samples")),
         "silent": (write(tmp_path / "silent.wav", np.zeros_like(pair.dry)), wet, ("dry", "silent")),
         "too short": (write(tmp_path / "d.wav", pink_noise(FS // 10, FS, rng)),
@@ -347,13 +347,13 @@ def test_align_with_biasnet(inputs, tmp_path, polish):
     dry, wet = inputs
     outdir = tmp_path / "out"
     args = ["--quiet", "align", dry, wet, "-o", outdir, "--sections", SPEC, "--method", "biasnet",
-            "--layers", "32,32", "--steps", "300"] + (["--polish"] if polish else [])
+            "--layers", "32,32", "--steps", "1000"] + (["--polish"] if polish else [])
     result = run(*args)
     assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
     report = json.loads((outdir / "report.json").read_text())
     assert report["method"] == ("biasnet+lbfgs" if polish else "biasnet")
     assert report["settings"]["layers"] == [32, 32]
-    assert report["groups"][0]["biasnet"]["steps"] <= 300
+    assert report["groups"][0]["biasnet"]["steps"] <= 1000
     assert ("time_fit" in report["groups"][0]) == polish
     assert report["after"]["mix_deficit_db"] > report["before"]["mix_deficit_db"] + 3.0
     # the model is plain physical parameters, applied without the network
@@ -366,3 +366,18 @@ def test_bad_layers_are_refused(inputs, tmp_path):
     dry, wet = inputs
     assert_error(run("--quiet", "align", dry, wet, "-o", tmp_path / "out", "--layers", "64,x"),
                  "--layers", "64,x", exit_code=2)
+
+
+def test_a_mono_dry_into_a_stereo_wet_writes_the_wets_channels_and_a_line_per_channel(pair, tmp_path):
+    dry = write(tmp_path / "mono.wav", pair.dry)
+    wet = write(tmp_path / "stereo.wav", np.vstack([pair.wet, pair.dry]))  # left processed, right untouched
+    result = run("align", dry, wet, "-o", tmp_path / "out", "--sections", SPEC)
+    assert result.exit_code == 0, result.stderr
+    assert soundfile.info(str(tmp_path / "out" / "aligned.wav")).channels == 2
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("channel 1: delay") and any(line.startswith("channel 2: delay") for line in lines)
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["dry_channels"] == 1 and report["linking"]["groups"] == [[0], [1]]
+    assert all(row["after"]["mix_deficit_db"] > -0.05 for row in report["per_channel"])
+    applied = run("apply", tmp_path / "out" / "model.json", dry, "-o", tmp_path / "again.wav")
+    assert applied.exit_code == 0 and "(2 channel(s)" in applied.stdout

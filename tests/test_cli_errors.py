@@ -47,7 +47,7 @@ def workspace(tmp_path_factory):
                                        "-o", str(root / "earlier"), "--sections", "2w"])
     assert result.exit_code == 0, result.stderr
     good = json.loads((root / "earlier" / "model.json").read_text())
-    per_channel = dict(good, per_channel=True, models=good["models"] * 2)
+    per_channel = dict(good, channels=[0, 1], dry_channels=2, models=good["models"] * 2)
 
     def model(name, edit=None, text=None):
         data = json.loads(json.dumps(good))
@@ -79,7 +79,7 @@ CASES = {
     "align: dry missing": ("align {w}/missing.wav {w}/wet.wav -o {w}/o", ["missing.wav", "no such file"], 1),
     "align: wet missing": ("align {w}/dry.wav {w}/missing.wav -o {w}/o", ["missing.wav", "no such file"], 1),
     "align: not audio": ("align {w}/text.wav {w}/wet.wav -o {w}/o", ["text.wav", "not an audio file"], 1),
-    "align: 3 into 2 channels": ("align {w}/dry3.wav {w}/wet2.wav -o {w}/o", ["3 channel", "has 2"], 1),
+    "align: 3 into 2 channels": ("align {w}/dry3.wav {w}/wet2.wav -o {w}/o", ["dry has 3 channels and wet 2"], 1),
     "align: NaN samples": ("align {w}/nan.wav {w}/wet.wav -o {w}/o", ["nan.wav", "NaN/Inf"], 1),
     "align: silent dry": ("align {w}/silent.wav {w}/wet.wav -o {w}/o", ["dry", "silent"], 1),
     "align: too short": ("align {w}/short.wav {w}/short.wav -o {w}/o", ["too short", "0.25 s"], 1),
@@ -113,7 +113,8 @@ CASES = {
     "apply: huge integer": ("apply {w}/bigint.json {w}/dry.wav -o {w}/o.wav", ["integer of 5000 digits"], 1),
     "apply: deep nesting": ("apply {w}/deep.json {w}/dry.wav -o {w}/o.wav", ["nested too deeply"], 1),
     "apply: other rate": ("apply {w}/earlier/model.json {w}/wet44.wav -o {w}/o.wav", ["44100 Hz", "48000 Hz"], 1),
-    "apply: channel count": ("apply {w}/per_channel.json {w}/dry.wav -o {w}/o.wav", ["2 channels", "has 1"], 1),
+    "apply: channel count": ("apply {w}/per_channel.json {w}/dry.wav -o {w}/o.wav",
+                             ["dry with 2 channel(s)", "has 1"], 1),
     "apply: output exists": ("apply {w}/earlier/model.json {w}/dry.wav -o {w}/existing.wav",
                              ["existing.wav", "--force"], 1),
     "apply: output is the input": ("apply {w}/earlier/model.json {w}/dry.wav -o {w}/dry.wav --force",

@@ -51,20 +51,25 @@ def test_the_anticausal_part_is_the_time_reversed_twin():
     assert np.max(np.abs(np.angle(np.exp(1j * (measured - expected))))) < np.radians(1.0)
 
 
-def test_models_with_both_parts_round_trip_and_version_1_still_loads(tmp_path):
+def test_models_with_both_parts_round_trip_and_versions_1_and_2_still_load(tmp_path):
     cascade, theta = leading_cascade()
     causal = Cascade("1w", FS)
     model = Alignment(FS, [ChannelModel(-3.5, -1, causal, causal.init(1), cascade, theta)])
     model.save(tmp_path / "m.json")
     data = json.loads((tmp_path / "m.json").read_text())
-    assert data["version"] == 2 and data["mode"] == "offline" and data["models"][0]["anticausal"]["spec"] == "2x2w"
+    assert data["version"] == 3 and data["mode"] == "offline" and data["models"][0]["anticausal"]["spec"] == "2x2w"
+    assert data["channels"] is None and data["dry_channels"] is None
     loaded = Alignment.load(tmp_path / "m.json")
     x = np.random.default_rng(2).standard_normal(3000)
     np.testing.assert_allclose(loaded.apply(x), model.apply(x), atol=1e-12)
-    old = {key: value for key, value in data.items() if key != "mode"}
-    old.update(version=1, models=[{k: v for k, v in data["models"][0].items() if k != "anticausal"}])
+    version_2 = {key: value for key, value in data.items() if key not in ("channels", "dry_channels")}
+    version_2.update(version=2, per_channel=True, models=data["models"] * 2)
+    per_channel = Alignment.from_dict(version_2)
+    assert per_channel.channels == [0, 1] and per_channel.dry_channels == 2
+    old = {key: value for key, value in version_2.items() if key != "mode"}
+    old.update(version=1, per_channel=False, models=[{k: v for k, v in data["models"][0].items() if k != "anticausal"}])
     legacy = Alignment.from_dict(old)
-    assert legacy.mode == "offline" and legacy.models[0].anticausal is None
+    assert legacy.mode == "offline" and legacy.models[0].anticausal is None and legacy.channels is None
 
 
 def test_causal_mode_refuses_what_real_time_cannot_run():
@@ -112,8 +117,9 @@ def test_the_choice_keeps_no_model_that_harms_a_band_silently(monkeypatch):
     table = {"lbfgs": _scores(-1.0, -0.1, [-1.0, 0.0]),  # best overall, but 100 Hz goes -0.2 -> -1.0
              "delay-only": _scores(-3.0, -1.0, [-0.2, -3.0])}
     monkeypatch.setattr(pipeline.metrics, "mix_report", lambda aligned, wet, fs: table[aligned])
-    monkeypatch.setattr(pipeline, "Alignment", lambda fs, models: type("A", (), {"apply": lambda self, d: models})())
-    candidates = {"lbfgs": "lbfgs", "delay-only": "delay-only", "none": "none"}
+    # stand-in models whose "rendering" is their name, which the stand-in mix_report scores from the table
+    candidates = {name: type("Model", (), {"apply": lambda self, d, name=name: name})()
+                  for name in ("lbfgs", "delay-only", "none")}
     chosen, _, harm, warnings = _choose(candidates, FS, None, None, before)
     assert chosen == "lbfgs" and harm == pytest.approx(-0.8)  # it lifts the worst band by 2 dB over delay-only
     assert "100 Hz (-0.20 -> -1.00 dB)" in warnings[0]

@@ -46,14 +46,16 @@ def _resample(signal, fs_from, fs_to):
 @click.option("--max-delay-ms", default=250.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
               help="Largest bulk delay searched, either sign.")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Seed for the random starts.")
-@click.option("--per-channel", is_flag=True, help="Fit each channel separately (default: one model for all).")
+@click.option("--link", "link", flag_value="linked", default=None,
+              help="One model for all channels (default: channels whose measured responses agree share one).")
+@click.option("--per-channel", "link", flag_value="separate", help="One model per channel.")
 @click.option("--resample", is_flag=True, help="Resample the wet to the dry's rate when they differ.")
 @click.option("--plot", is_flag=True, help="Also write report.png (phase, group delay, mix before/after).")
 @click.option("--mix", "mix_ratio", type=click.FloatRange(0, 1), default=None,
               help="Also write mix.wav: aligned dry and wet mixed at this wet ratio.")
 @force_option
 @reports_errors
-def align(dry, wet, outdir, sections, causal, method, polish, layers, steps, loss, max_delay_ms, seed, per_channel,
+def align(dry, wet, outdir, sections, causal, method, polish, layers, steps, loss, max_delay_ms, seed, link,
           resample, plot, mix_ratio, force):
     """Align DRY with WET; write aligned.wav, model.json and report.json to OUTDIR."""
     from .. import align as align_signals
@@ -75,20 +77,17 @@ def align(dry, wet, outdir, sections, causal, method, polish, layers, steps, los
                 raise click.ClickException(f"{dry} is at {fs} Hz but {wet} is at {fs_wet} Hz; "
                                            f"pass --resample to resample the wet to {fs} Hz")
             wet_signal = _resample(wet_signal, fs_wet, fs)
-        if dry_signal.shape[0] != wet_signal.shape[0]:
-            raise click.ClickException(
-                f"{dry} has {dry_signal.shape[0]} channel(s) but {wet} has {wet_signal.shape[0]}")
-
         with progress_bar("aligning") as update:
             result = align_signals(dry_signal, wet_signal, fs, sections=sections, causal=causal, method=method,
                                    polish=polish, loss=loss, max_delay_s=max_delay_ms / 1000.0, seed=seed,
-                                   per_channel=per_channel, biasnet={"layer_sizes": layer_sizes, "max_steps": steps},
+                                   link=link or "auto", biasnet={"layer_sizes": layer_sizes, "max_steps": steps},
                                    progress=update)
         report = dict(result.report, inputs={"dry": os.path.abspath(dry), "wet": os.path.abspath(wet),
                                              "wet_resampled_from_hz": fs_wet if fs_wet != fs else None},
                       settings={"sections": sections, "causal": causal, "method": method, "polish": polish,
                                 "layers": layer_sizes,
-                                "steps": steps, "loss": loss, "max_delay_ms": max_delay_ms, "seed": seed},
+                                "steps": steps, "loss": loss, "max_delay_ms": max_delay_ms, "seed": seed,
+                                "link": link or "auto"},
                       versions={"apftools": __version__, "python": platform.python_version()})
         write_audio(folder.path("aligned.wav"), result.apply(dry_signal), fs)
         result.save(folder.path("model.json"))
@@ -102,18 +101,32 @@ def align(dry, wet, outdir, sections, causal, method, polish, layers, steps, los
     _summarise(result, fs, [os.path.join(outdir, name) for name in names])
 
 
+def _channels(channels):
+    return f"channel{'s' if len(channels) > 1 else ''} {', '.join(str(c + 1) for c in channels)}: "
+
+
 def _summarise(result, fs, outputs):
-    before, after = result.report["before"], result.report["after"]
-    for group in result.report["groups"]:
+    report = result.report
+    before, after = report["before"], report["after"]
+    several = report["channels"] > 1
+    for group in report["groups"]:
+        where = _channels(group["channels"]) if several else ""
         anticausal = f" | anti-causal {group['anticausal_spec']}" if group["anticausal_spec"] else ""
-        echo(f"delay {group['delay_samples']:+.2f} samples ({1000 * group['delay_samples'] / fs:+.3f} ms), "
-             f"polarity {'inverted' if group['polarity'] < 0 else 'normal'}, cascade {group['spec']}{anticausal}")
-        echo(f"largest group delay {group['max_group_delay_ms']:.2f} ms, rings {group['ring_time_ms']:.0f} ms (60 dB)")
+        echo(f"{where}delay {group['delay_samples']:+.2f} samples ({1000 * group['delay_samples'] / fs:+.3f} ms), "
+             f"polarity {'inverted' if group['polarity'] < 0 else 'normal'}, cascade {group['spec'] or 'none'}{anticausal}")
+        kept = f", kept: {group['method']}" if several else ""
+        echo(f"{' ' * len(where)}largest group delay {group['max_group_delay_ms']:.2f} ms, "
+             f"rings {group['ring_time_ms']:.0f} ms (60 dB){kept}")
     echo(f"model: {result.method} ({result.mode}{': for files, not real time' if result.mode == 'offline' else ''})")
+    if several:
+        for row in report["per_channel"]:
+            b, a = row["before"], row["after"]
+            echo(f"{_channels([row['channel']])}mix {b['mix_deficit_db']:6.2f} -> {a['mix_deficit_db']:6.2f} dB, "
+                 f"worst band {b['worst_band_db']:6.2f} -> {a['worst_band_db']:6.2f} dB (at {a['worst_band_hz']:.0f} Hz)")
     echo(f"50/50 mix deficit  {before['mix_deficit_db']:7.2f} dB -> {after['mix_deficit_db']:7.2f} dB")
     echo(f"worst 1/3-octave   {before['worst_band_db']:7.2f} dB -> {after['worst_band_db']:7.2f} dB "
          f"(at {after['worst_band_hz']:.0f} Hz)")
     echo(f"phase error        {before['phase_error_deg']:7.1f} deg -> {after['phase_error_deg']:7.1f} deg")
     for warning in result.warnings:
         echo(f"warning: {warning}")
-    echo(f"wrote {', '.join(outputs)} in {result.report['seconds']:.1f} s")
+    echo(f"wrote {', '.join(outputs)} in {report['seconds']:.1f} s")

@@ -1,6 +1,7 @@
 """``apftools apply MODEL IN -o OUT``: render a saved model on another file."""
 
 import click
+import numpy as np
 
 from .options import check_output, echo, force_option, reports_errors
 
@@ -22,5 +23,6 @@ def apply(model, source, output, force):
     if fs != alignment.fs:
         raise click.ClickException(f"{source} is at {fs} Hz but the model was fitted at {alignment.fs:g} Hz; "
                                "resample the file or align again at its rate")
-    write_audio(output, alignment.apply(signal), fs, overwrite=force)
-    echo(f"wrote {output} ({signal.shape[0]} channel(s), {signal.shape[1] / fs:.2f} s at {fs} Hz)")
+    aligned = np.atleast_2d(alignment.apply(signal))
+    write_audio(output, aligned, fs, overwrite=force)
+    echo(f"wrote {output} ({aligned.shape[0]} channel(s), {aligned.shape[1] / fs:.2f} s at {fs} Hz)")

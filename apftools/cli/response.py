@@ -29,7 +29,8 @@ def response(model, plot_path, force):
     freqs = 1000.0 * 2.0 ** np.arange(-5, 5)
     freqs = freqs[freqs < fs / 2]
     for i, channel in enumerate(alignment.models):
-        name = "all channels" if len(alignment.models) == 1 else f"channel {i + 1}"
+        members = [c + 1 for c, m in enumerate(alignment.channels or []) if m == i]
+        name = f"channel{'s' if len(members) > 1 else ''} {', '.join(map(str, members))}" if members else "all channels"
         spec = channel.cascade.spec if channel.cascade is not None else "none"
         anticausal = f", anti-causal {channel.anticausal.spec}" if channel.anticausal is not None else ""
         click.echo(f"{name}: delay {channel.delay_samples:+.2f} samples, polarity {channel.polarity:+d}, "

@@ -423,8 +423,9 @@ def align(dry, wet, fs, *, sections=None, causal=False, method="lbfgs", loss="ms
 
             d, w = dry2[channels], wet2[channels]
             model, report = _fit_group(d, w, fs, settings, rng, group_progress)
+            bulk = report["bulk_delay_samples"]  # causal mode cannot advance
             candidates = {label: model, "none": ChannelModel(0.0, 1),
-                          "delay-only": ChannelModel(report["bulk_delay_samples"], report["bulk_polarity"])}
+                          "delay-only": ChannelModel(max(bulk, 0.0) if causal else bulk, report["bulk_polarity"])}
             chosen, _, report["harm_db"], more = _choose(
                 candidates, fs, d, w, before if len(groups) == 1 else metrics.mix_report(d, w, fs))
             where = f"channel(s) {', '.join(str(c + 1) for c in channels)}: " if n_channels > 1 else ""

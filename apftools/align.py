@@ -17,6 +17,10 @@ returns an :class:`Alignment` that renders a dry signal in phase with the wet:
    polarity alone, and nothing, the best mix that harms no band is kept
    (:func:`_choose`), and the report says what was weighed.
 
+Channels (:func:`channel_layout`): N into N, a mono dry into N wet channels,
+or N dry channels into a mono wet; channels whose measured responses agree
+share one model (:func:`_link`), each group fitted and chosen on its own.
+
 Reference: Bargum et al., "Differentiable all-pass filters for phase
 response estimation and automatic signal alignment", DAFx 2023.
 """

@@ -17,7 +17,9 @@ landscape is multimodal and the sections are interchangeable; from random
 starts about one time-domain fit in three reaches the optimum).  Starts come
 from peaks of the measured group delay (a second-order allpass section has a
 group-delay peak of about :math:`(1 + R)/(1 - R)` samples at its centre
-frequency) and at random.
+frequency) and at random.  Both losses add :func:`ring_penalty`, which
+holds every section's group-delay peak within :func:`group_delay_bound`
+(narrower sections only ring).
 
 Stage 2 (:func:`fit_time`) refines :math:`\theta` on the audio with exact
 gradients through :func:`apftools.sosfilt`, on the loudest few seconds.

@@ -6,6 +6,10 @@ import numpy as np
 
 from .errors import ApftoolsTypeError, ApftoolsValueError
 
+#: Most channels of a dry or a wet.
+MAX_CHANNELS = 8
+
+
 
 def validate_fs(fs):
     """Return the sample rate ``fs`` as a positive finite float in Hz.
@@ -103,3 +107,26 @@ def validate_pair(dry, wet):
         if not np.any(signal):
             raise ApftoolsValueError(f"the {name} signal is silent (all {n} common samples are zero)")
     return dry, wet
+
+
+def channel_layout(dry, wet):
+    """The channel pairs to align: ``(dry, wet, dry_channels)`` as (C, N) stacks, row c paired with row c.
+
+    N dry channels into N wet channels pair one to one; a mono dry into an
+    N-channel wet feeds every wet channel (``dry_channels`` 1); an N-channel
+    dry to a mono wet aligns each dry channel to the wet.  Up to
+    :data:`MAX_CHANNELS`; other layouts are refused.
+    """
+    dry, wet = validate_signal(dry, "dry"), validate_signal(wet, "wet")
+    if dry.ndim > 2 or wet.ndim > 2:
+        raise ApftoolsValueError(f"dry and wet must have shape (N,) or (C, N), got {dry.shape} and {wet.shape}")
+    dry, wet = np.atleast_2d(dry), np.atleast_2d(wet)
+    n_dry, n_wet = dry.shape[0], wet.shape[0]
+    if max(n_dry, n_wet) > MAX_CHANNELS:
+        raise ApftoolsValueError(f"dry has {n_dry} channel(s) and wet {n_wet}; at most {MAX_CHANNELS} are aligned")
+    if n_dry != n_wet and 1 not in (n_dry, n_wet):
+        raise ApftoolsValueError(f"dry has {n_dry} channels and wet {n_wet}: apftools aligns N channels to N, "
+                                 "a mono dry into an N-channel wet, or an N-channel dry to a mono wet")
+    n = max(n_dry, n_wet)
+    dry, wet = validate_pair(np.repeat(dry, n // n_dry, axis=0), np.repeat(wet, n // n_wet, axis=0))
+    return dry, wet, n_dry

@@ -17,7 +17,7 @@ returns an :class:`Alignment` that renders a dry signal in phase with the wet:
    polarity alone, and nothing, the best mix that harms no band is kept
    (:func:`_choose`), and the report says what was weighed.
 
-Channels (:func:`channel_layout`): N into N, a mono dry into N wet channels,
+Channels (:func:`apftools._validate.channel_layout`): N into N, a mono dry into N wet channels,
 or N dry channels into a mono wet; channels whose measured responses agree
 share one model (:func:`_link`), each group fitted and chosen on its own.
 
@@ -33,7 +33,7 @@ from . import fit as fitting
 from . import metrics
 from ._threads import blas_single_thread
 from .bands import audio_band
-from ._validate import validate_fs, validate_pair, validate_positive, validate_signal
+from ._validate import channel_layout, validate_fs, validate_positive
 from .biasnet import train_biasnet
 from .cascade import Cascade
 from .delay import apply_delay, estimate_delay
@@ -55,8 +55,6 @@ HARM_TOLERANCE_DB = 0.5
 MIN_COHERENCE = 0.9
 #: Phase change between the two halves of the signal (degrees, weighted RMS) flagged as time-varying.
 MAX_PHASE_DRIFT_DEG = 20.0
-#: Most channels of a dry or a wet.
-MAX_CHANNELS = 8
 #: How channels get models: grouped by measurement, all linked, or each its own.
 LINKS = ("auto", "linked", "separate")
 #: ``link="auto"`` links channels whose bulk delays differ by at most this (samples), whose polarities agree ...
@@ -83,29 +81,6 @@ def _phase_drift_deg(dry, wet, fs):
     first = transfer_function(dry[..., :half], wet[..., :half], fs)
     second = transfer_function(dry[..., half:], wet[..., half:], fs, nperseg=len(first.freqs_hz) * 2 - 2)
     return _phase_difference_deg(first, second)
-
-
-def channel_layout(dry, wet):
-    """The channel pairs to align: ``(dry, wet, dry_channels)`` as (C, N) stacks, row c paired with row c.
-
-    N dry channels into N wet channels pair one to one; a mono dry into an
-    N-channel wet feeds every wet channel (``dry_channels`` 1); an N-channel
-    dry to a mono wet aligns each dry channel to the wet.  Up to
-    :data:`MAX_CHANNELS`; other layouts are refused.
-    """
-    dry, wet = validate_signal(dry, "dry"), validate_signal(wet, "wet")
-    if dry.ndim > 2 or wet.ndim > 2:
-        raise ApftoolsValueError(f"dry and wet must have shape (N,) or (C, N), got {dry.shape} and {wet.shape}")
-    dry, wet = np.atleast_2d(dry), np.atleast_2d(wet)
-    n_dry, n_wet = dry.shape[0], wet.shape[0]
-    if max(n_dry, n_wet) > MAX_CHANNELS:
-        raise ApftoolsValueError(f"dry has {n_dry} channel(s) and wet {n_wet}; at most {MAX_CHANNELS} are aligned")
-    if n_dry != n_wet and 1 not in (n_dry, n_wet):
-        raise ApftoolsValueError(f"dry has {n_dry} channels and wet {n_wet}: apftools aligns N channels to N, "
-                                 "a mono dry into an N-channel wet, or an N-channel dry to a mono wet")
-    n = max(n_dry, n_wet)
-    dry, wet = validate_pair(np.repeat(dry, n // n_dry, axis=0), np.repeat(wet, n // n_wet, axis=0))
-    return dry, wet, n_dry
 
 
 def _link(dry, wet, fs, link, max_delay_s):
@@ -329,7 +304,7 @@ def align(dry, wet, fs, *, sections=None, causal=False, method="lbfgs", loss="ms
     dry, wet : array_like, shape (n_samples,) or (n_channels, n_samples)
         The effect's input and output at the same sample rate: N channels
         into N, a mono dry into an N-channel wet (a mono source through a
-        stereo effect), or N into a mono wet (:func:`channel_layout`).  The
+        stereo effect), or N into a mono wet (:func:`apftools._validate.channel_layout`).  The
         aligned result has the larger channel count.  A wet shorter than the
         dry is aligned on the overlap.
     fs : float

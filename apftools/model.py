@@ -252,6 +252,12 @@ class Alignment:
             raise ApftoolsValueError(f"dry_channels={short_repr(self.dry_channels)} must be 1 or "
                                      f"{len(self.channels)}, the number of output channels")
 
+    def groups(self):
+        """The output channels of each model, one list per model; None when one model serves any channel count."""
+        if self.channels is None:
+            return None
+        return [[c for c, m in enumerate(self.channels) if m == i] for i in range(len(self.models))]
+
     @property
     def warnings(self):
         return self.report.get("warnings", [])
@@ -282,8 +288,7 @@ class Alignment:
             raise ApftoolsValueError(f"this model needs a dry with {self.dry_channels} channel(s) (it gives "
                                      f"{len(self.channels)}); the signal has {x2.shape[0]}")
         out = np.empty((len(self.channels), x2.shape[-1]))
-        for index, model in enumerate(self.models):
-            members = [c for c, m in enumerate(self.channels) if m == index]
+        for model, members in zip(self.models, self.groups()):
             out[members] = model.apply(x2[[c if self.dry_channels > 1 else 0 for c in members]])
         return out[0] if x.ndim == 1 and len(self.channels) == 1 else out
 

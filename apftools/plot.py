@@ -8,6 +8,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ._validate import channel_layout
 from .delay import apply_delay
 from .metrics import band_mix_deficit_db
 from .response import log_grid, transfer_function
@@ -28,16 +29,12 @@ def report_figure(alignment, dry, wet):
     match.
     """
     fs = alignment.fs
-    dry, wet = np.atleast_2d(dry), np.atleast_2d(wet)
-    n = min(dry.shape[-1], wet.shape[-1])
-    aligned = np.atleast_2d(alignment.apply(dry))[:, :n]
-    # the pairs the model was fitted on: a mono dry or wet feeds every output channel
-    outputs = range(max(dry.shape[0], wet.shape[0]))
-    dry, wet = (x[[min(c, x.shape[0] - 1) for c in outputs], :n] for x in (dry, wet))
+    aligned = np.atleast_2d(alignment.apply(dry))
+    dry, wet, _ = channel_layout(dry, wet)  # the pairs the model was fitted on
+    aligned = aligned[:, :dry.shape[-1]]
     figure = Figure(figsize=(9, 10), layout="constrained")
     phase_ax, delay_ax, mix_ax = figure.subplots(3, 1)
-    groups = [[c for c in outputs if (alignment.channels or [0] * len(outputs))[c] == i]
-              for i in range(len(alignment.models))]
+    groups = alignment.groups() or [list(range(dry.shape[0]))]
     for model, channels in zip(alignment.models, groups):
         label = "" if len(groups) == 1 else f" ch{'+'.join(str(c + 1) for c in channels)}"
         shifted = model.polarity * apply_delay(dry[channels], model.delay_samples)
@@ -83,9 +80,8 @@ def response_figure(alignment, n_points=512):
     freqs = np.geomspace(10.0, 0.49 * fs, n_points)
     figure = Figure(figsize=(9, 6.5), layout="constrained")
     phase_ax, delay_ax = figure.subplots(2, 1)
-    for i, model in enumerate(alignment.models):
-        members = [str(c + 1) for c, m in enumerate(alignment.channels or []) if m == i]
-        label = f"channel {'+'.join(members)}" if members else "all channels"
+    for model, members in zip(alignment.models, alignment.groups() or [None]):
+        label = "all channels" if members is None else f"channel {'+'.join(str(c + 1) for c in members)}"
         phase, tau = model.response(freqs, fs)
         phase_ax.plot(freqs, np.degrees(phase), label=label)
         delay_ax.plot(freqs, 1000 * tau / fs, label=label)

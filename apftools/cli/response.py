@@ -28,9 +28,9 @@ def response(model, plot_path, force):
     fs = alignment.fs
     freqs = 1000.0 * 2.0 ** np.arange(-5, 5)
     freqs = freqs[freqs < fs / 2]
-    for i, channel in enumerate(alignment.models):
-        members = [c + 1 for c, m in enumerate(alignment.channels or []) if m == i]
-        name = f"channel{'s' if len(members) > 1 else ''} {', '.join(map(str, members))}" if members else "all channels"
+    for channel, members in zip(alignment.models, alignment.groups() or [None]):
+        name = "all channels" if members is None else \
+            f"channel{'s' if len(members) > 1 else ''} {', '.join(str(c + 1) for c in members)}"
         spec = channel.cascade.spec if channel.cascade is not None else "none"
         anticausal = f", anti-causal {channel.anticausal.spec}" if channel.anticausal is not None else ""
         click.echo(f"{name}: delay {channel.delay_samples:+.2f} samples, polarity {channel.polarity:+d}, "

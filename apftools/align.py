@@ -39,10 +39,9 @@ from .cascade import Cascade
 from .delay import apply_delay, estimate_delay
 from .errors import ApftoolsValueError
 from .model import MAX_DELAY_S, Alignment, ChannelModel
+from .names import METHODS
 from .response import log_grid, transfer_function
 
-#: Fitters: L-BFGS (phase fit from many starts, then audio) or BiasNet (Bargum et al.).
-METHODS = ("lbfgs", "biasnet")
 #: Specs tried, in order, by ``sections="auto"``.
 AUTO_SPECS = ("1x2w", "2x2w", "3x2w", "3x2w,1w", "4x2w,1w", "5x2w,1w", "6x2w,1w", "8x2w,1w", "10x2w,1w")
 #: The default spec: causal sections | anti-causal sections (offline files).
@@ -261,20 +260,29 @@ def _ringing(model, fs):
             "ring_time_ms": float(1000.0 * ring / fs)}
 
 
-def _choose(candidates, fs, dry, wet, before):
-    """The candidate to keep, its metrics, and warnings: do no harm, band by band.
+#: The candidates that fall back from a fitted model: nothing, and delay and polarity alone.
+FALLBACKS = ("none", "delay-only")
 
-    Every candidate is scored on every third-octave band with energy.  The
-    best overall mix wins among those that leave no band more than
-    :data:`HARM_TOLERANCE_DB` worse than the unaligned pair.  A candidate that
-    does harm some band is kept only if it still lifts the worst band by more
-    than that tolerance over the best harmless one, and the report names
-    every band it harms with both values.
+
+def _choose(candidates, fs, dry, wet, before):
+    """The candidate to keep, its metrics, its harm to the unaligned pair (dB), and warnings: do no harm, band by band.
+
+    Every candidate is scored on every third-octave band with energy.  A
+    fallback (:data:`FALLBACKS`) is harmless when it leaves no band more
+    than :data:`HARM_TOLERANCE_DB` worse than unaligned; a fitted model, when
+    it leaves no band that much worse than the better fallback in that band
+    (a model that mixes best overall while digging a notch where delay and
+    polarity alone were clean is no improvement there).  The best overall
+    mix among the harmless wins.  A harmful candidate is kept only if it
+    still lifts the worst band by more than the tolerance over the best
+    harmless one, and the report names every band it harms with both values.
     """
     scores = {name: metrics.mix_report(model.apply(dry), wet, fs) if name != "none" else before
               for name, model in candidates.items()}
     bands = {name: np.array(score["band_deficit_db"], dtype=float) for name, score in scores.items()}  # None -> NaN
-    harm = {name: metrics.band_harm_db(bands["none"], bands[name]) for name in scores}
+    fallback = np.fmax.reduce([bands[name] for name in FALLBACKS if name in bands])  # NaN only where none has energy
+    reference = {name: bands["none"] if name in FALLBACKS else fallback for name in scores}
+    harm = {name: metrics.band_harm_db(reference[name], bands[name]) for name in scores}
     harmless = [name for name in candidates if harm[name] >= -HARM_TOLERANCE_DB]
     safe = max(harmless, key=lambda name: scores[name]["mix_deficit_db"])  # "none" is always harmless
     best = max(candidates, key=lambda name: scores[name]["mix_deficit_db"])
@@ -283,16 +291,17 @@ def _choose(candidates, fs, dry, wet, before):
     if best not in harmless:
         lift = scores[best]["worst_band_db"] - scores[safe]["worst_band_db"]
         harmed = [f"{hz:g} Hz ({b:.2f} -> {a:.2f} dB)"
-                  for hz, b, a in zip(before["bands_hz"], bands["none"], bands[best])
+                  for hz, b, a in zip(before["bands_hz"], reference[best], bands[best])
                   if a < b - HARM_TOLERANCE_DB]  # False for NaN bands
+        baseline = "unaligned" if best in FALLBACKS else "unaligned or delay and polarity alone"
         if lift > HARM_TOLERANCE_DB:
             chosen = best
             warnings.append(f"{best!r} lifts the worst band by {lift:.2f} dB but leaves these bands worse than "
-                            f"unaligned: {', '.join(harmed)}")
+                            f"{baseline}: {', '.join(harmed)}")
         else:
-            warnings.append(f"{best!r} mixes best overall but would leave bands worse than unaligned "
+            warnings.append(f"{best!r} mixes best overall but would leave bands worse than {baseline} "
                             f"({', '.join(harmed)}); keeping {safe!r}")
-    return chosen, scores[chosen], harm[chosen], warnings
+    return chosen, scores[chosen], metrics.band_harm_db(bands["none"], bands[chosen]), warnings
 
 
 def align(dry, wet, fs, *, sections=None, causal=False, method="lbfgs", loss="mse", max_delay_s=0.25, seed=0,
@@ -405,7 +414,7 @@ def align(dry, wet, fs, *, sections=None, causal=False, method="lbfgs", loss="ms
             bulk = report["bulk_delay_samples"]  # causal mode cannot advance
             candidates = {label: model, "none": ChannelModel(0.0, 1),
                           "delay-only": ChannelModel(max(bulk, 0.0) if causal else bulk, report["bulk_polarity"])}
-            chosen, _, report["harm_db"], more = _choose(
+            chosen, score, report["harm_db"], more = _choose(
                 candidates, fs, d, w, before if len(groups) == 1 else metrics.mix_report(d, w, fs))
             where = f"channel(s) {', '.join(str(c + 1) for c in channels)}: " if n_channels > 1 else ""
             warnings += [where + text for text in report.pop("warnings") + more]
@@ -422,8 +431,9 @@ def align(dry, wet, fs, *, sections=None, causal=False, method="lbfgs", loss="ms
     linked_any = len(groups) == 1 and dry_channels == n_channels
     result = Alignment(fs, models, overall, mode="causal" if causal else "offline",
                        channels=None if linked_any else group_of, dry_channels=None if linked_any else dry_channels)
-    aligned = result.apply(dry2[:dry_channels] if dry_channels == 1 else dry2)
-    after = metrics.mix_report(aligned, wet2, fs)
+    # one group: the kept candidate's score is the whole result's (the same rendering of the same pair)
+    aligned = result.apply(dry2[:dry_channels] if dry_channels == 1 else dry2) if n_channels > 1 else None
+    after = score if len(groups) == 1 else metrics.mix_report(aligned, wet2, fs)
     progress(1.0, "done")
     result.report = {
         "method": overall,

@@ -354,7 +354,7 @@ LOSSES = {
     "stft_sum": stft_sum,
     "mr_stft_sum": mr_stft_sum,
 }
-"""Loss name -> function ``(y, target, fs) -> float``."""
+"""Loss name -> function ``(y, target, fs) -> float``; the names are :data:`apftools.names.LOSS_NAMES`."""
 
 
 def get_loss(name):

@@ -1,9 +1,8 @@
 """``apftools response MODEL``: print or plot a model's phase and group delay."""
 
 import click
-import numpy as np
 
-from .options import check_output, echo, force_option, reports_errors
+from .options import check_output, echo, force_option, quiet_option, reports_errors
 
 
 @click.command()
@@ -11,9 +10,12 @@ from .options import check_output, echo, force_option, reports_errors
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
               help="Write a PNG of phase and group delay instead of printing a table.")
 @force_option
+@quiet_option
 @reports_errors
 def response(model, plot_path, force):
     """Print the phase (degrees) and group delay of MODEL at octave frequencies."""
+    import numpy as np
+
     from ..model import Alignment
 
     if plot_path is not None:

@@ -1,0 +1,11 @@
+"""The names of the library's choices, importable without numpy or scipy.
+
+The command line lists them in its ``--help`` before any numeric module is
+loaded; :mod:`apftools.align` and :mod:`apftools.losses` check their
+arguments against these same tuples.
+"""
+
+#: Fitters of :func:`apftools.align`: L-BFGS (phase fit from many starts) or BiasNet (Bargum et al.).
+METHODS = ("lbfgs", "biasnet")
+#: The keys of :data:`apftools.losses.LOSSES`, in order.
+LOSS_NAMES = ("mse", "esr", "ncc", "stft_sum", "mr_stft_sum")

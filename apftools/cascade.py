@@ -6,10 +6,12 @@ sample rate); the parameters live in a separate unconstrained vector
 taking ``theta`` is differentiable with autograd.
 """
 
+import math
 import warnings
 
 import autograd.numpy as anp
 import numpy as np
+import scipy.signal
 from autograd.extend import defvjp, primitive
 from autograd.tracer import getval
 
@@ -76,10 +78,10 @@ class Cascade:
             self.offsets.append({name: n + j for j, name in enumerate(kind.param_names)})
             n += len(kind.param_names)
         self.n_params = n
-        # for sos_jacobian: the sections having a j-th parameter and that parameter's index in theta
-        self._slot_sections = [[s for s, o in enumerate(self.offsets) if len(o) > j] for j in range(3)]
-        self._slot_columns = [[list(self.offsets[s].values())[j] for s in sections]
-                              for j, sections in enumerate(self._slot_sections)]
+        # for sos_jacobian, (slot, section, column) index arrays: slot j steps the j-th parameter of every
+        # section having one, at its column of theta
+        steps = [(j, s, list(o.values())[j]) for j in range(3) for s, o in enumerate(self.offsets) if len(o) > j]
+        self._steps = tuple(np.array(column, dtype=int) for column in zip(*steps))
         self._groups = []
         for order in (1, 2):
             sections = [(i, k, o) for i, (k, o) in enumerate(zip(self.kinds, self.offsets)) if k.order == order]
@@ -165,13 +167,12 @@ class Cascade:
         SIAM Review 40(1), 1998).
         """
         self._check_theta(theta)
+        slots, sections, columns = self._steps
         stepped = np.tile(np.asarray(theta, dtype=complex), (3, 1))
-        for slot, columns in enumerate(self._slot_columns):
-            stepped[slot, columns] += 1j * step
+        stepped[slots, columns] += 1j * step
         values = self._sos_values(stepped)  # (3, n_sections, 6): one batched evaluation
         jacobian = np.zeros((self.n_sections, 6, self.n_params))
-        for slot, (sections, columns) in enumerate(zip(self._slot_sections, self._slot_columns)):
-            jacobian[sections, :, columns] = values[slot, sections].imag / step
+        jacobian[sections, :, columns] = values[slots, sections].imag / step
         sos = values[0].real  # every kind has a first parameter, so slot 0 leaves no row unstepped
         return sos, jacobian
 
@@ -260,6 +261,38 @@ class Cascade:
         for start, stop, stretch in self._runs:
             y = filter_stretched(sos[start:stop], y, stretch)
         return anp.reshape(anp.transpose(y), shape)
+
+    def block_filter(self, theta, n_channels):
+        r"""A function filtering consecutive blocks with the state carried over: a long signal in bounded memory.
+
+        ``filter(block)`` takes shape ``(n_channels, n)`` and returns the
+        cascade's output for it, continuing from the end of the previous
+        block, so the outputs joined are :meth:`process` of the blocks joined
+        (the same recursion, :func:`scipy.signal.sosfilt` with its state).
+        Every block but the last must be a multiple of :attr:`block_multiple`
+        samples long: a section stretched by :math:`M` runs on the :math:`M`
+        interleaved phases (:func:`~apftools.filtering.filter_stretched`),
+        whose order a block must not shift.  Not differentiable.
+        """
+        sos = self._sos_values(np.asarray(getval(theta), dtype=float))
+        states = [np.zeros((stop - start, 2, stretch * n_channels)) for start, stop, stretch in self._runs]
+
+        def filter_block(block):
+            y = np.asarray(block, dtype=float).T
+            n = y.shape[0]
+            for i, (start, stop, stretch) in enumerate(self._runs):
+                pad = -n % stretch
+                phases = np.concatenate([y, np.zeros((pad, n_channels))]).reshape(-1, stretch * n_channels)
+                out, states[i] = scipy.signal.sosfilt(sos[start:stop], phases, axis=0, zi=states[i])
+                y = out.reshape(-1, n_channels)[:n]
+            return y.T
+
+        return filter_block
+
+    @property
+    def block_multiple(self):
+        """The least common multiple of the sections' stretch factors (see :meth:`block_filter`)."""
+        return math.lcm(*(k.stretch for k in self.kinds))
 
     def check_fs(self, fs):
         """Raise unless ``fs`` (Hz) is this cascade's sample rate (coefficients are never reinterpreted)."""

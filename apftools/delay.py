@@ -248,15 +248,6 @@ def estimate_delay(dry, wet, fs, max_delay_s=0.1, *, band_hz=(50.0, None)):
     return DelayEstimate(float(delay), polarity, confidence, bool(ambiguous), max_lag)
 
 
-def _shift(x, k, n_out):
-    """``y[..., n] = x[..., n - k]`` for ``n < n_out``, zeros where ``n - k`` falls outside ``x``."""
-    y = np.zeros(x.shape[:-1] + (n_out,))
-    start, stop = max(k, 0), min(n_out, x.shape[-1] + k)
-    if start < stop:
-        y[..., start:stop] = x[..., start - k:stop - k]
-    return y
-
-
 def _fractional_delay_fir(mu, n_taps=FRACTIONAL_TAPS, beta=FRACTIONAL_BETA):
     r"""Kaiser-windowed sinc delaying by ``n_taps // 2 - 1 + mu`` samples, ``0 <= mu < 1``.
 
@@ -271,6 +262,43 @@ def _fractional_delay_fir(mu, n_taps=FRACTIONAL_TAPS, beta=FRACTIONAL_BETA):
     return np.sinc(t) * window / scipy.special.i0(beta)
 
 
+def delayed_range(read, start, stop, delay_samples):
+    r"""Samples ``start`` to ``stop`` of a signal delayed by ``delay_samples``, reading only what they need.
+
+    ``read(a, b)`` returns the signal's samples ``a`` to ``b`` (time on the
+    last axis), zeros outside it.  The integer part :math:`k = \lfloor d
+    \rfloor` of the delay is a shift; the fractional part :math:`\mu = d - k`
+    is a :func:`_fractional_delay_fir` whose own bulk delay of
+    :math:`L/2 - 1` samples is taken off the shift:
+
+    .. math:: y[n] = \sum_{m=0}^{L-1} h[m]\, x[n - k + L/2 - 1 - m].
+
+    Rendering a long file block by block with this gives what
+    :func:`apply_delay` gives on the whole signal.
+    """
+    whole = int(np.floor(delay_samples))
+    mu = float(delay_samples) - whole
+    if mu == 0.0:
+        return read(start - whole, stop - whole)
+    h = _fractional_delay_fir(mu)
+    lead = whole - (FRACTIONAL_TAPS // 2 - 1)
+    x = read(start - lead - (FRACTIONAL_TAPS - 1), stop - lead)
+    return scipy.signal.oaconvolve(x, h.reshape((1,) * (x.ndim - 1) + (-1,)), mode="valid", axes=-1)
+
+
+def zero_padded(x):
+    """``read(a, b)`` of :func:`delayed_range` for an array: ``x[..., a:b]``, zeros outside ``x``."""
+
+    def read(start, stop):
+        out = np.zeros(x.shape[:-1] + (stop - start,))
+        first, last = max(start, 0), min(stop, x.shape[-1])
+        if first < last:
+            out[..., first - start:last - start] = x[..., first:last]
+        return out
+
+    return read
+
+
 def apply_delay(x, delay_samples):
     r"""Delay ``x`` by ``delay_samples`` (fractional, either sign), keeping its shape.
 
@@ -280,8 +308,8 @@ def apply_delay(x, delay_samples):
     :math:`d < 0` (an advance).  The integer part :math:`\lfloor d \rfloor` is
     a shift; the fractional part :math:`\mu = d - \lfloor d \rfloor` is a
     :func:`_fractional_delay_fir` (64 taps, Kaiser :math:`\beta = 8`: error
-    below about 1e-4 of full scale up to 0.4 fs) whose own bulk delay of 31
-    samples is taken off the shift.  A delay of 0 returns an exact copy.
+    below about 1e-4 of full scale up to 0.4 fs); see :func:`delayed_range`.
+    A delay of 0 returns an exact copy.
 
     Parameters
     ----------
@@ -306,11 +334,4 @@ def apply_delay(x, delay_samples):
         raise ApftoolsTypeError(f"delay_samples must be a real number, got {delay_samples!r}")
     if not np.isfinite(delay_samples):
         raise ApftoolsValueError(f"delay_samples must be finite, got {delay_samples!r}")
-    n = x.shape[-1]
-    whole = int(np.floor(delay_samples))
-    mu = float(delay_samples) - whole
-    if mu == 0.0:
-        return _shift(x, whole, n)
-    h = _fractional_delay_fir(mu)
-    filtered = scipy.signal.oaconvolve(x, h.reshape((1,) * (x.ndim - 1) + (-1,)), mode="full", axes=-1)
-    return _shift(filtered, whole - (FRACTIONAL_TAPS // 2 - 1), n)
+    return delayed_range(zero_padded(x), 0, x.shape[-1], delay_samples)

@@ -56,6 +56,90 @@ def _io_error(action, path, exc):
     return ApftoolsIOError(f"cannot {action} {os.fspath(path)!r}: {reason}")
 
 
+class AudioReader:
+    """An open audio file read by sample ranges, for work in blocks whose memory does not grow with the file.
+
+    ``read(start, stop)`` returns samples ``start`` to ``stop`` as float64,
+    shape ``(channels, stop - start)``, with zeros for the part of the range
+    outside the file (a delay reads before the start or past the end).
+    Every block read is checked for NaN/Inf.  Use as a context manager, or
+    call :meth:`close`.
+
+    Attributes
+    ----------
+    path : str
+    frames, channels : int
+    fs : int
+        Sample rate in Hz.
+
+    Raises
+    ------
+    ApftoolsIOError
+        If the file is missing, is a directory, or cannot be opened.
+    ApftoolsValueError
+        If it is not audio libsndfile can decode, or has no samples.
+    """
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        try:
+            self._file = open(self.path, "rb")
+        except OSError as exc:
+            raise _io_error("read", self.path, exc) from exc
+        try:
+            # by descriptor, so libsndfile reads in C: a Python file object would be read through cffi
+            # callbacks, where an exception (a signal's) is swallowed and the read silently cut short
+            self._sound = soundfile.SoundFile(self._file.fileno(), closefd=False)
+        except soundfile.SoundFileError as exc:
+            self._file.close()
+            message = getattr(exc, "error_string", str(exc)).rstrip(".")
+            raise ApftoolsValueError(f"{self.path!r} is not an audio file soundfile can read ({message})") from exc
+        except BaseException:
+            self._file.close()
+            raise
+        self.frames, self.channels, self.fs = self._sound.frames, self._sound.channels, int(self._sound.samplerate)
+        if self.frames == 0:
+            self.close()
+            raise ApftoolsValueError(f"{self.path!r} has no samples")
+
+    def read(self, start, stop):
+        """Samples ``start`` to ``stop`` (either may lie outside the file), float64, shape (channels, stop - start)."""
+        out = np.zeros((self.channels, stop - start))
+        first, last = max(start, 0), min(stop, self.frames)
+        if first < last:
+            try:
+                self._sound.seek(first)
+                block = self._sound.read(last - first, dtype="float64", always_2d=True)
+            except soundfile.SoundFileError as exc:
+                raise ApftoolsValueError(f"cannot decode {self.path!r} at {first / self.fs:.3f} s "
+                                         f"({getattr(exc, 'error_string', exc)})") from exc
+            if len(block) != last - first:
+                raise ApftoolsValueError(f"{self.path!r} ended at {(first + len(block)) / self.fs:.3f} s, before "
+                                         f"the {self.frames / self.fs:.3f} s its header announces")
+            bad = ~np.isfinite(block)
+            if bad.any():
+                sample = int(np.argmax(bad.any(axis=1)))
+                channel = int(np.argmax(bad[sample]))
+                where = "" if last - first == self.frames else \
+                    f" between {first / self.fs:.3f} s and {last / self.fs:.3f} s"
+                raise ApftoolsValueError(
+                    f"{self.path!r} contains {int(bad.sum())} NaN/Inf samples{where} "
+                    f"(first in channel {channel + 1} at {(first + sample) / self.fs:.3f} s)")
+            out[:, first - start:last - start] = block.T
+        return out
+
+    def close(self):
+        self._sound.close()
+        self._file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
 def read_audio(path):
     """Read an audio file as float64 samples.
 
@@ -88,28 +172,8 @@ def read_audio(path):
     >>> data.shape  # doctest: +SKIP
     (2, 480000)
     """
-    path = os.fspath(path)
-    try:
-        with open(path, "rb") as file:
-            # by descriptor, so libsndfile reads in C: a Python file object would be read through cffi
-            # callbacks, where an exception (a signal's) is swallowed and the read silently cut short
-            frames, fs = soundfile.read(file.fileno(), dtype="float64", always_2d=True, closefd=False)
-    except OSError as exc:
-        raise _io_error("read", path, exc) from exc
-    except soundfile.SoundFileError as exc:
-        message = getattr(exc, "error_string", str(exc)).rstrip(".")
-        raise ApftoolsValueError(f"{path!r} is not an audio file soundfile can read ({message})") from exc
-    data = frames.T
-    if data.shape[1] == 0:
-        raise ApftoolsValueError(f"{path!r} has no samples")
-    bad = ~np.isfinite(data)
-    if bad.any():
-        sample = int(np.argmax(bad.any(axis=0)))
-        channel = int(np.argmax(bad[:, sample]))
-        raise ApftoolsValueError(
-            f"{path!r} contains {int(bad.sum())} NaN/Inf samples "
-            f"(first in channel {channel + 1} at {sample / fs:.3f} s)")
-    return data, int(fs)
+    with AudioReader(path) as reader:
+        return reader.read(0, reader.frames), reader.fs
 
 
 def _temporary_name(directory, name):
@@ -174,6 +238,46 @@ def atomic_write(path, *, overwrite=False):
         raise
 
 
+@contextlib.contextmanager
+def audio_writer(path, fs, channels, *, overwrite=False):
+    """Context manager yielding ``write(block)`` that appends blocks of shape (channels, n) to a WAV or FLAC file.
+
+    The file appears at ``path`` (atomically, :func:`atomic_write`) only when
+    the block ends without an error; every block is checked as
+    :func:`write_audio` checks its data, so a bad block leaves nothing behind.
+    """
+    path = os.fspath(path)
+    extension = os.path.splitext(path)[1].lower()
+    if extension not in AUDIO_FORMATS:
+        raise ApftoolsValueError(
+            f"cannot write {path!r}: unsupported extension {extension!r}; use one of {sorted(AUDIO_FORMATS)}")
+    major, subtype = AUDIO_FORMATS[extension]
+    if not 1 <= channels <= _MAX_CHANNELS:
+        raise ApftoolsValueError(f"cannot write {path!r}: {channels} channels; 1 to {_MAX_CHANNELS} are possible "
+                                 "(more is usually a transposed array)")
+    rate = validate_fs(fs)
+    if not rate.is_integer():
+        raise ApftoolsValueError(f"fs must be a whole number of Hz to be stored in an audio file, got {fs!r}")
+    limit = 1.0 if subtype == "PCM_24" else float(np.finfo(np.float32).max)
+
+    def write(block):
+        block = validate_signal(block, "data")
+        if np.shape(block)[0] != channels:
+            raise ApftoolsValueError(f"a block of shape {block.shape} does not have the file's {channels} channels")
+        peak = float(np.max(np.abs(block), initial=0.0))
+        if peak > limit:
+            hint = "; FLAC stores 24-bit integers, write .wav (32-bit float) to keep them" if subtype == "PCM_24" else ""
+            raise ApftoolsValueError(f"cannot write {path!r}: samples reach {peak!r}, beyond ±{limit:g}{hint}")
+        sound.write(block.T)
+
+    with atomic_write(path, overwrite=overwrite) as temporary:
+        try:
+            with soundfile.SoundFile(temporary, "w", int(rate), channels, subtype, format=major) as sound:
+                yield write
+        except soundfile.SoundFileError as exc:
+            raise ApftoolsIOError(f"cannot write {path!r}: {getattr(exc, 'error_string', exc)}") from exc
+
+
 def write_audio(path, data, fs, *, overwrite=False):
     """Write samples to a WAV or FLAC file, atomically.
 
@@ -186,6 +290,8 @@ def write_audio(path, data, fs, *, overwrite=False):
       such data is refused rather than clipped; write ``.wav`` instead.
       Quantisation error is at most :math:`2^{-24}` (half a step of
       :math:`2^{-23}`).
+
+    Long signals can be written block by block with :func:`audio_writer`.
 
     Parameters
     ----------
@@ -216,12 +322,6 @@ def write_audio(path, data, fs, *, overwrite=False):
     >>> t = np.arange(48000) / 48000
     >>> write_audio("tone.wav", 0.5 * np.sin(2 * np.pi * 1000 * t), 48000)  # doctest: +SKIP
     """
-    path = os.fspath(path)
-    extension = os.path.splitext(path)[1].lower()
-    if extension not in AUDIO_FORMATS:
-        raise ApftoolsValueError(
-            f"cannot write {path!r}: unsupported extension {extension!r}; use one of {sorted(AUDIO_FORMATS)}")
-    major, subtype = AUDIO_FORMATS[extension]
     data = validate_signal(data, "data")
     if data.ndim == 1:
         data = data[np.newaxis]
@@ -229,19 +329,8 @@ def write_audio(path, data, fs, *, overwrite=False):
         raise ApftoolsValueError(
             f"data must have shape (n_samples,) or (n_channels, n_samples) with at most {_MAX_CHANNELS} "
             f"channels, got shape {data.shape}")
-    rate = validate_fs(fs)
-    if not rate.is_integer():
-        raise ApftoolsValueError(f"fs must be a whole number of Hz to be stored in an audio file, got {fs!r}")
-    peak = float(np.max(np.abs(data)))
-    limit = 1.0 if subtype == "PCM_24" else float(np.finfo(np.float32).max)
-    if peak > limit:
-        hint = "; FLAC stores 24-bit integers, write .wav (32-bit float) to keep them" if subtype == "PCM_24" else ""
-        raise ApftoolsValueError(f"cannot write {path!r}: samples reach {peak!r}, beyond ±{limit:g}{hint}")
-    with atomic_write(path, overwrite=overwrite) as temporary:
-        try:
-            soundfile.write(temporary, data.T, int(rate), format=major, subtype=subtype)
-        except soundfile.SoundFileError as exc:
-            raise ApftoolsIOError(f"cannot write {path!r}: {getattr(exc, 'error_string', exc)}") from exc
+    with audio_writer(path, fs, data.shape[0], overwrite=overwrite) as write:
+        write(data)
 
 
 def _to_plain(obj):

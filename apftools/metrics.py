@@ -29,7 +29,7 @@ import scipy.signal
 from . import bands
 from ._validate import validate_fs, validate_pair
 from .errors import ApftoolsValueError
-from .response import frame_length as _frame_length, transfer_function
+from .response import frame_chunks, frame_length as _frame_length, transfer_function
 
 MIN_DB = -120.0
 """Floor of every dB value here (stands in for :math:`-\\infty`, perfect cancellation)."""
@@ -96,12 +96,16 @@ def _mix_sums(dry, wet, fs):
     dry, wet = validate_pair(dry, wet)
     wet = level_match_gain(dry, wet) * wet
     nperseg = frame_length(fs, dry.shape[1])
-    kwargs = {"fs": fs, "window": "hann", "nperseg": nperseg, "noverlap": 3 * nperseg // 4,
+    hop = nperseg // 4
+    kwargs = {"fs": fs, "window": "hann", "nperseg": nperseg, "noverlap": nperseg - hop,
               "boundary": None, "padded": False}
-    freqs, _, d = scipy.signal.stft(dry, **kwargs)
-    _, _, w = scipy.signal.stft(wet, **kwargs)
-    numerator = np.sum(np.abs(d + w) ** 2, axis=(0, 2))
-    denominator = np.sum((np.abs(d) + np.abs(w)) ** 2, axis=(0, 2))
+    freqs = np.fft.rfftfreq(nperseg, 1.0 / fs)
+    numerator, denominator = np.zeros(len(freqs)), np.zeros(len(freqs))
+    for start, stop, _ in frame_chunks(dry.shape[1], nperseg, hop):  # bounded memory on long signals
+        _, _, d = scipy.signal.stft(dry[:, start:stop], **kwargs)
+        _, _, w = scipy.signal.stft(wet[:, start:stop], **kwargs)
+        numerator += np.sum(np.abs(d + w) ** 2, axis=(0, 2))
+        denominator += np.sum((np.abs(d) + np.abs(w)) ** 2, axis=(0, 2))
     return freqs, numerator, denominator
 
 

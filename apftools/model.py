@@ -55,8 +55,8 @@ import numpy as np
 
 from ._validate import check_keys, short_repr, validate_fs, validate_signal
 from .cascade import Cascade
-from .delay import apply_delay
 from .errors import ApftoolsTypeError, ApftoolsValueError
+from .render import ArrayReader, render, render_model
 
 ALIGNMENT_FORMAT = "apftools.alignment"
 ALIGNMENT_VERSION = 3
@@ -101,11 +101,10 @@ class ChannelModel:
                 if c is not None]
 
     def apply(self, x):
-        """Render ``x`` (time on the last axis) through delay, polarity and both cascades."""
-        y = self.polarity * apply_delay(x, self.delay_samples)
-        for cascade, theta, sign in self.parts():
-            y = cascade.process(theta, y) if sign > 0 else cascade.process(theta, y[..., ::-1])[..., ::-1]
-        return y
+        """Render ``x`` (shape (n,) or (C, n)) through delay, polarity and both cascades (:mod:`apftools.render`)."""
+        x = validate_signal(x)
+        y = render_model(self, x)
+        return y.reshape(x.shape)
 
     def allpass_response(self, freqs_hz):
         """Phase (radians, unwrapped) and group delay (samples) of the cascades alone at ``freqs_hz`` (Hz).
@@ -279,18 +278,11 @@ class Alignment:
                 "resample the signal or align again at that rate"
             )
         x = validate_signal(x)
-        if self.channels is None:
-            return self.models[0].apply(x)
         x2 = np.atleast_2d(x)
         if x2.ndim != 2:
             raise ApftoolsValueError(f"the signal must have shape (N,) or (C, N), got {x.shape}")
-        if x2.shape[0] != self.dry_channels:
-            raise ApftoolsValueError(f"this model needs a dry with {self.dry_channels} channel(s) (it gives "
-                                     f"{len(self.channels)}); the signal has {x2.shape[0]}")
-        out = np.empty((len(self.channels), x2.shape[-1]))
-        for model, members in zip(self.models, self.groups()):
-            out[members] = model.apply(x2[[c if self.dry_channels > 1 else 0 for c in members]])
-        return out[0] if x.ndim == 1 and len(self.channels) == 1 else out
+        out = render(self, ArrayReader(x2, self.fs))
+        return out[0] if x.ndim == 1 and out.shape[0] == 1 else out
 
     def mix(self, dry, wet, wet_ratio=0.5):
         """``(1 - wet_ratio) * apply(dry) + wet_ratio * wet``, on the common length."""

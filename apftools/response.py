@@ -125,6 +125,23 @@ def frame_length(seconds, fs, max_samples=None):
     return n if max_samples is None else min(n, 2 ** int(np.log2(max_samples)))
 
 
+#: Frames (STFT) or segments (Welch) transformed at once: memory stays bounded however long the signal.
+CHUNK_FRAMES = 256
+
+
+def frame_chunks(n_samples, nperseg, hop, chunk=CHUNK_FRAMES):
+    """``(start, stop, frames)``: pieces of a signal holding consecutive whole frames, ``chunk`` at most each.
+
+    Frames of ``nperseg`` samples start every ``hop`` samples, whole frames
+    only (no padding); piece ``[start, stop)`` holds ``frames`` of them, so
+    sums and means over frames can be taken piece by piece.
+    """
+    total = 1 + (n_samples - nperseg) // hop
+    for first in range(0, total, chunk):
+        frames = min(chunk, total - first)
+        yield first * hop, first * hop + (frames - 1) * hop + nperseg, frames
+
+
 def default_nperseg(fs, n_samples):
     """Welch segment length: about 0.17 s (8192 samples at 48 kHz), at most a quarter of the signal, at least 64."""
     return max(64, frame_length(0.17, fs, max(n_samples // 4, 64)))
@@ -158,10 +175,16 @@ def transfer_function(dry, wet, fs, *, nperseg=None):
     if dry.shape[-1] < nperseg:
         raise ApftoolsValueError(f"signals of {dry.shape[-1]} samples are shorter than one Welch segment ({nperseg})")
     kwargs = {"fs": fs, "nperseg": nperseg, "window": "hann", "axis": -1}
-    freqs, s_dw = scipy.signal.csd(dry, wet, **kwargs)
-    _, s_dd = scipy.signal.welch(dry, **kwargs)
-    _, s_ww = scipy.signal.welch(wet, **kwargs)
-    s_dw, s_dd, s_ww = (np.sum(s.reshape(-1, s.shape[-1]), axis=0) for s in (s_dw, s_dd, s_ww))
+    freqs = np.fft.rfftfreq(nperseg, 1.0 / fs)
+    s_dw, s_dd, s_ww = np.zeros(len(freqs), complex), np.zeros(len(freqs)), np.zeros(len(freqs))
+    n = dry.shape[-1]
+    for start, stop, count in frame_chunks(n, nperseg, nperseg // 2):  # Welch's mean, piece by piece
+        d, w = dry[..., start:stop], wet[..., start:stop]
+        for total, spectrum in ((s_dw, scipy.signal.csd(d, w, **kwargs)[1]), (s_dd, scipy.signal.welch(d, **kwargs)[1]),
+                                (s_ww, scipy.signal.welch(w, **kwargs)[1])):
+            total += count * np.sum(spectrum.reshape(-1, len(freqs)), axis=0)
+    segments = 1 + (n - nperseg) // (nperseg // 2)
+    s_dw, s_dd, s_ww = s_dw / segments, s_dd / segments, s_ww / segments
     tiny = 1e-30 * max(np.max(s_dd), np.max(s_ww), 1e-300)
     h = s_dw / np.maximum(s_dd, tiny)
     coherence = np.clip(np.abs(s_dw) ** 2 / np.maximum(s_dd * s_ww, tiny**2), 0.0, 1.0)

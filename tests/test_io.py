@@ -161,12 +161,10 @@ def test_failure_mid_write_keeps_original_and_leaves_no_temporary(tmp_path):
 
 
 def test_libsndfile_failure_becomes_io_error_without_temporary(tmp_path, monkeypatch):
-    def broken(file, *args, **kwargs):
-        with open(file, "wb") as f:
-            f.write(b"RIFF")
+    def broken(self, data):
         raise soundfile.SoundFileError("disk full")
 
-    monkeypatch.setattr(soundfile, "write", broken)
+    monkeypatch.setattr(soundfile.SoundFile, "write", broken)
     with pytest.raises(ApftoolsIOError, match=r"cannot write '.*x\.wav': disk full"):
         write_audio(tmp_path / "x.wav", [0.0], FS)
     assert not os.listdir(tmp_path)

@@ -209,19 +209,22 @@ def estimate_delay(dry, wet, fs, max_delay_s=0.1, *, band_hz=(50.0, None)):
             f"nothing to search: max_delay_s={max_delay_s!r} at fs={fs:g} Hz and {n} common samples "
             "allow no lag of one sample or more")
 
-    fade = scipy.signal.windows.tukey(n, min(1.0, 2 * EDGE_FADE_S * fs / n))
-    dry, wet = dry * fade, wet * fade
-    for name, signal in (("dry", dry), ("wet", wet)):
-        if not np.any(signal):
-            raise ApftoolsValueError(
-                f"the {name} signal has no content outside its first and last {1000 * EDGE_FADE_S:g} ms, "
-                "which are faded out; pad it with silence")
     nfft = scipy.fft.next_fast_len(n + max_lag, real=True)
     weight = _band_weight(scipy.fft.rfftfreq(nfft, 1.0 / fs), band_hz, fs)
     if not np.any(weight):
         raise ApftoolsValueError(
             f"band_hz={band_hz!r} holds no frequency bin of the {nfft}-point FFT (bins every {fs / nfft:.3g} Hz)")
-    cross = np.sum(np.conj(scipy.fft.rfft(dry, nfft)) * scipy.fft.rfft(wet, nfft), axis=0)
+    fade = scipy.signal.windows.tukey(n, min(1.0, 2 * EDGE_FADE_S * fs / n))
+    cross, content = np.zeros(nfft // 2 + 1, complex), {"dry": False, "wet": False}
+    for d, w in zip(dry, wet):  # a channel at a time: long signals hold one channel's spectra, not all
+        d, w = d * fade, w * fade
+        content["dry"], content["wet"] = content["dry"] or np.any(d), content["wet"] or np.any(w)
+        cross += np.conj(scipy.fft.rfft(d, nfft)) * scipy.fft.rfft(w, nfft)
+    for name, found in content.items():
+        if not found:
+            raise ApftoolsValueError(
+                f"the {name} signal has no content outside its first and last {1000 * EDGE_FADE_S:g} ms, "
+                "which are faded out; pad it with silence")
     magnitude = np.abs(cross)
     spectrum = weight * cross / (magnitude + max(PHAT_EPS * magnitude.max(), np.finfo(float).tiny))
     r = scipy.fft.irfft(spectrum, nfft)

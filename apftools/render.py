@@ -164,16 +164,26 @@ def _blocks(plan, n_out, source, wet=None, wet_ratio=0.5, block=BLOCK, scratch_d
             progress((2 + (i + 1) / len(starts)) / 3, "rendering (writing)")
 
 
-def render(alignment, source, **options):
+def _joined(blocks, channels, frames):
+    """The blocks written into one array as they come (no list of blocks beside the result)."""
+    out, start = np.empty((channels, frames)), 0
+    for block in blocks:
+        out[:, start:start + block.shape[1]] = block
+        start += block.shape[1]
+    return out
+
+
+def render(alignment, source, *, wet=None, **options):
     """The whole output of :func:`render_blocks` as one array, shape (channels, n)."""
-    return np.concatenate(list(render_blocks(alignment, source, **options)), axis=1)
+    frames = source.frames if wet is None else min(source.frames, wet.frames)
+    return _joined(render_blocks(alignment, source, wet=wet, **options), _plan(alignment, source)[1], frames)
 
 
 def render_model(model, x):
     """One :class:`~apftools.model.ChannelModel` applied to every channel of the array ``x`` (:meth:`ChannelModel.apply`)."""
     source = ArrayReader(x, None)
     rows = list(range(source.channels))
-    return np.concatenate(list(_blocks([(model, rows, rows)], source.channels, source)), axis=1)
+    return _joined(_blocks([(model, rows, rows)], source.channels, source), source.channels, source.frames)
 
 
 def render_to_file(alignment, source, path, *, wet=None, wet_ratio=0.5, overwrite=False, progress=None):

@@ -8,6 +8,8 @@ run of ``align --plot --mix 0.5`` serves the tests that inspect its outputs.
 
 import json
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -164,8 +166,10 @@ def stereo_inputs(tmp_path_factory):
 
 
 @pytest.mark.parametrize(("flags", "n_models"), [([], 1), (["--link"], 1), (["--per-channel"], 2)])
-def test_stereo_keeps_two_channels_quietly(stereo_inputs, tmp_path, flags, n_models):
-    result = run("--quiet", "align", *stereo_inputs, "-o", tmp_path / "out", "--sections", "1x2w", *flags)
+@pytest.mark.parametrize("quiet_after", [False, True])
+def test_stereo_keeps_two_channels_quietly(stereo_inputs, tmp_path, flags, n_models, quiet_after):
+    quiet = ["align", "-q"] if quiet_after else ["--quiet", "align"]  # -q after the subcommand too
+    result = run(*quiet, *stereo_inputs, "-o", tmp_path / "out", "--sections", "1x2w", *flags)
     assert result.exit_code == 0, result.stderr
     assert result.stdout == "" and result.stderr == ""
     assert soundfile.info(str(tmp_path / "out" / "aligned.wav")).channels == 2
@@ -340,6 +344,19 @@ def test_version():
     result = run("--version")
     assert result.exit_code == 0
     assert result.stdout.strip() == f"apftools, version {__version__}"
+
+
+@pytest.mark.parametrize("args", [["--version"], ["--help"], ["align", "--help"], ["apply", "--help"],
+                                  ["response", "--help"]])
+def test_start_up_imports_no_numeric_code(args):
+    code = ("import sys; from apftools.cli import main\n"
+            f"try: main({args!r})\n"
+            "except SystemExit: pass\n"
+            "heavy = sorted(m for m in ('numpy', 'scipy', 'numba', 'autograd', 'soundfile', 'matplotlib') "
+            "if m in sys.modules)\n"
+            "print('heavy:', heavy)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip().endswith("heavy: []"), result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("polish", [False, True])

@@ -6,9 +6,8 @@ import platform
 import click
 
 from .. import __version__
-from ..align import METHODS
-from ..losses import LOSSES
-from .options import echo, force_option, progress_bar, reports_errors
+from ..names import LOSS_NAMES, METHODS
+from .options import echo, force_option, progress_bar, quiet_option, reports_errors
 
 #: Every file ``align`` may write into its output folder.
 OUTPUTS = ("aligned.wav", "model.json", "report.json", "report.png", "mix.wav")
@@ -41,7 +40,7 @@ def _resample(signal, fs_from, fs_to):
 @click.option("--steps", default=1000, show_default=True, type=click.IntRange(min=1),
               help="With --method biasnet: most Adam steps (early stopping may end sooner).")
 @click.option("--loss", default="mse", show_default=True,
-              type=click.Choice(list(LOSSES)),
+              type=click.Choice(LOSS_NAMES),
               help="With --method biasnet: the training loss.")
 @click.option("--max-delay-ms", default=250.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
               help="Largest bulk delay searched, either sign.")
@@ -54,13 +53,23 @@ def _resample(signal, fs_from, fs_to):
 @click.option("--mix", "mix_ratio", type=click.FloatRange(0, 1), default=None,
               help="Also write mix.wav: aligned dry and wet mixed at this wet ratio.")
 @force_option
+@quiet_option
 @reports_errors
 def align(dry, wet, outdir, sections, causal, method, polish, layers, steps, loss, max_delay_ms, seed, link,
           resample, plot, mix_ratio, force):
-    """Align DRY with WET; write aligned.wav, model.json and report.json to OUTDIR."""
-    from .. import align as align_signals
-    from ..io import OutputFolder, read_audio, write_audio, write_json
+    """Align DRY with WET; write aligned.wav, model.json and report.json to OUTDIR.
 
+    Files of any length: pairs over a minute are analysed on a few loud excerpts
+    and aligned.wav and mix.wav are rendered block by block, in bounded memory.
+    """
+    import time
+
+    from .. import align as align_signals
+    from ..excerpts import delay_drift, read_for_analysis
+    from ..io import AudioReader, OutputFolder, write_json
+    from ..render import ArrayReader, render_to_file
+
+    started = time.perf_counter()
     try:
         layer_sizes = tuple(int(size) for size in layers.split(","))
     except ValueError:
@@ -69,43 +78,51 @@ def align(dry, wet, outdir, sections, causal, method, polish, layers, steps, los
     names = ["aligned.wav", "model.json", "report.json"] + ["report.png"] * plot + ["mix.wav"] * (mix_ratio is not None)
     # checked and staged before any audio is read: a bad location fails at once, and the run's outputs
     # replace the folder's earlier contents together or not at all
-    with OutputFolder(outdir, OUTPUTS, overwrite=force, inputs=(dry, wet)) as folder:
-        dry_signal, fs = read_audio(dry)
-        wet_signal, fs_wet = read_audio(wet)
+    with OutputFolder(outdir, OUTPUTS, overwrite=force, inputs=(dry, wet)) as folder, \
+            AudioReader(dry) as dry_file, AudioReader(wet) as wet_file:
+        fs, fs_wet, wet_source = dry_file.fs, wet_file.fs, wet_file
         if fs_wet != fs:
             if not resample:
                 raise click.ClickException(f"{dry} is at {fs} Hz but {wet} is at {fs_wet} Hz; "
                                            f"pass --resample to resample the wet to {fs} Hz")
-            wet_signal = _resample(wet_signal, fs_wet, fs)
+            wet_source = ArrayReader(_resample(wet_file.read(0, wet_file.frames), fs_wet, fs), fs)  # in memory
+        analysis = read_for_analysis(dry_file, wet_source)
         with progress_bar("aligning") as update:
-            result = align_signals(dry_signal, wet_signal, fs, sections=sections, causal=causal, method=method,
+            result = align_signals(analysis.dry, analysis.wet, fs, sections=sections, causal=causal, method=method,
                                    polish=polish, loss=loss, max_delay_s=max_delay_ms / 1000.0, seed=seed,
                                    link=link or "auto", biasnet={"layer_sizes": layer_sizes, "max_steps": steps},
                                    progress=update)
+        excerpt_delays, drift = delay_drift(analysis, fs, max_delay_ms / 1000.0)
+        result.report["warnings"] += analysis.notes + ([drift] if drift else [])
+        with progress_bar("writing", eta=True) as update:
+            render_to_file(result, dry_file, folder.path("aligned.wav"), progress=update)
+            if mix_ratio is not None:
+                render_to_file(result, dry_file, folder.path("mix.wav"), wet=wet_source, wet_ratio=mix_ratio,
+                               progress=update)
+        result.report["seconds"] = time.perf_counter() - started
         report = dict(result.report, inputs={"dry": os.path.abspath(dry), "wet": os.path.abspath(wet),
                                              "wet_resampled_from_hz": fs_wet if fs_wet != fs else None},
+                      analysis=dict(analysis.report(fs, min(dry_file.frames, wet_source.frames)),
+                                    excerpt_delays_samples=excerpt_delays),
                       settings={"sections": sections, "causal": causal, "method": method, "polish": polish,
                                 "layers": layer_sizes,
                                 "steps": steps, "loss": loss, "max_delay_ms": max_delay_ms, "seed": seed,
                                 "link": link or "auto"},
                       versions={"apftools": __version__, "python": platform.python_version()})
-        write_audio(folder.path("aligned.wav"), result.apply(dry_signal), fs)
         result.save(folder.path("model.json"))
         write_json(folder.path("report.json"), report)
         if plot:
             from ..plot import report_figure, save_figure
 
-            save_figure(report_figure(result, dry_signal, wet_signal), folder.path("report.png"))
-        if mix_ratio is not None:
-            write_audio(folder.path("mix.wav"), result.mix(dry_signal, wet_signal, mix_ratio), fs)
-    _summarise(result, fs, [os.path.join(outdir, name) for name in names])
+            save_figure(report_figure(result, analysis.dry, analysis.wet), folder.path("report.png"))
+    _summarise(result, fs, [os.path.join(outdir, name) for name in names], analysis)
 
 
 def _channels(channels):
     return f"channel{'s' if len(channels) > 1 else ''} {', '.join(str(c + 1) for c in channels)}: "
 
 
-def _summarise(result, fs, outputs):
+def _summarise(result, fs, outputs, analysis):
     report = result.report
     before, after = report["before"], report["after"]
     several = report["channels"] > 1
@@ -127,6 +144,9 @@ def _summarise(result, fs, outputs):
     echo(f"worst 1/3-octave   {before['worst_band_db']:7.2f} dB -> {after['worst_band_db']:7.2f} dB "
          f"(at {after['worst_band_hz']:.0f} Hz)")
     echo(f"phase error        {before['phase_error_deg']:7.1f} deg -> {after['phase_error_deg']:7.1f} deg")
+    if analysis.spans is not None:
+        echo(f"analysed {len(analysis.spans)} excerpt(s), {analysis.dry.shape[1] / fs:.0f} s of the file; "
+             "metrics are over the excerpts")
     for warning in result.warnings:
         echo(f"warning: {warning}")
     echo(f"wrote {', '.join(outputs)} in {report['seconds']:.1f} s")

@@ -12,6 +12,17 @@ from ..errors import ApftoolsError
 force_option = click.option("--force", is_flag=True, help="Replace existing outputs (inputs are never replaced).")
 
 
+def _set_quiet(ctx, param, value):
+    if value:
+        root = ctx.find_root()
+        root.obj = dict(root.obj or {}, quiet=True)
+
+
+#: ``-q`` after the subcommand too (``apftools align -q ...``), as before it.
+quiet_option = click.option("--quiet", "-q", is_flag=True, expose_value=False, callback=_set_quiet,
+                            help="No progress bars or summaries; errors still print.")
+
+
 def reports_errors(command):
     """Turn apftools and file-system errors into a one-line message and exit status 1."""
 
@@ -39,13 +50,16 @@ def echo(message=""):
 
 
 @contextlib.contextmanager
-def progress_bar(label):
-    """A click progress bar on stderr driven by ``update(fraction, text)``; silent with --quiet."""
+def progress_bar(label, eta=False):
+    """A click progress bar on stderr driven by ``update(fraction, text)`` naming the stage; silent with --quiet.
+
+    ``eta`` shows the time left, for work whose fraction grows with time (rendering a long file).
+    """
     if is_quiet():
         yield lambda fraction, text: None
         return
     with click.progressbar(length=1000, label=label, file=sys.stderr,
-                           show_eta=False, item_show_func=lambda text: text) as bar:
+                           show_eta=eta, item_show_func=lambda text: text) as bar:
         def update(fraction, text):
             bar.update(max(0, int(1000 * fraction) - bar.pos), text)
 

@@ -34,7 +34,6 @@ from . import metrics
 from ._threads import blas_single_thread
 from .bands import audio_band
 from ._validate import channel_layout, validate_fs, validate_positive
-from .biasnet import train_biasnet
 from .cascade import Cascade
 from .delay import apply_delay, estimate_delay
 from .errors import ApftoolsValueError
@@ -213,6 +212,8 @@ def _fit_group(dry, wet, fs, settings, rng, progress):
     report["frequency_fit"] = {"phase_loss": stage1.loss, "shape_losses": stage1.shape_losses}
     progress(0.5, "phase fit")
     if settings["method"] == "biasnet":  # the network starts afresh; only stage 1's delay and polarity are kept
+        from .biasnet import train_biasnet  # numba's import, only when needed
+
         aligned = polarity * apply_delay(dry, delay)
         seconds = dry.shape[-1] / fs
         options = {"held_out_s": min(1.0, seconds / 4), "segment_s": min(0.5, seconds / 4), **settings["biasnet"]}

@@ -90,10 +90,11 @@ def choose_spans(energy, hop, n, n_excerpts=N_EXCERPTS, length=None):
 def read_for_analysis(dry, wet, *, whole_file_s=WHOLE_FILE_S, n_excerpts=N_EXCERPTS, excerpt_s=EXCERPT_S):
     """The :class:`Analysis` of a pair of open files (:class:`apftools.io.AudioReader`, same sample rate).
 
-    Pairs up to ``whole_file_s`` seconds (the shorter file's length) are
-    read whole, as they are.  Longer ones give ``n_excerpts`` excerpts of
+    Files both up to ``whole_file_s`` seconds are read whole, as they are.
+    Otherwise, an overlap (the shorter file's length) up to ``whole_file_s``
+    is read whole, and a longer one gives ``n_excerpts`` excerpts of
     ``excerpt_s`` seconds (module docstring), the same sample ranges of both
-    files, joined in order.
+    files, joined in order; :attr:`Analysis.notes` says when the lengths differ.
     """
     fs = dry.fs
     n = min(dry.frames, wet.frames)

@@ -52,9 +52,16 @@ import scipy.signal
 from autograd.extend import defvjp_argnums, primitive
 from autograd.tracer import getval, isbox
 
-from . import _kernels
 from ._validate import validate_sos, validate_signal
 from .errors import ApftoolsTypeError, ApftoolsValueError
+
+
+def _compiled():
+    """The numba kernels (:mod:`apftools._kernels`), imported on the first traced call: numba's import takes
+    about 0.4 s, which rendering and the frequency-domain fit never need."""
+    from . import _kernels
+
+    return _kernels
 
 
 def _as_real_float(a, name, dtype=np.float64):
@@ -75,7 +82,7 @@ def _cascade(sos, x):
     sos = _as_real_float(sos, "sos")
     x = _as_real_float(x, "x")
     outputs = np.empty((sos.shape[0],) + x.shape)
-    _kernels.cascade_forward(sos, x, outputs, np.zeros((x.shape[1], sos.shape[0], 2)))
+    _compiled().cascade_forward(sos, x, outputs, np.zeros((x.shape[1], sos.shape[0], 2)))
     return outputs[-1]
 
 
@@ -87,7 +94,7 @@ def _cascade_vjp(argnums, ans, args, kwargs):
     def vjp(g):
         dx = np.empty_like(x)
         dsos = np.empty_like(sos)
-        _kernels.cascade_adjoint(sos, x, outputs, _as_real_float(g, "g"), np.zeros((x.shape[1], sos.shape[0], 2)),
+        _compiled().cascade_adjoint(sos, x, outputs, _as_real_float(g, "g"), np.zeros((x.shape[1], sos.shape[0], 2)),
                                  dx, dsos)
         grads = (dsos, dx)
         return tuple(grads[i] for i in argnums)
@@ -109,7 +116,7 @@ def _cascade_state(sos, x, zi):
     x = _as_real_float(x, "x", dtype)
     state = np.array(_as_real_float(zi, "zi", dtype))  # a copy: the kernel turns it into the final state
     outputs = np.empty((sos.shape[0],) + x.shape, dtype=dtype)
-    _kernels.cascade_forward(sos, x, outputs, state)
+    _compiled().cascade_forward(sos, x, outputs, state)
     return outputs[-1], state
 
 
@@ -124,7 +131,7 @@ def _cascade_state_vjp(argnums, ans, args, kwargs):
         dx = np.empty_like(x)
         dsos = np.empty_like(sos)
         lam = np.array(_as_real_float(g_zf, "g", dtype))  # lambda[N], lambda[N+1] in; lambda[0], lambda[1] = d zi out
-        _kernels.cascade_adjoint(sos, x, outputs, _as_real_float(g_y, "g", dtype), lam, dx, dsos)
+        _compiled().cascade_adjoint(sos, x, outputs, _as_real_float(g_y, "g", dtype), lam, dx, dsos)
         grads = (dsos, dx, lam)
         return tuple(grads[i] for i in argnums)
 

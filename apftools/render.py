@@ -24,6 +24,7 @@ recursions; the delay's convolution is computed block by block).
 """
 
 import contextlib
+import errno
 import os
 import tempfile
 
@@ -58,7 +59,9 @@ class _Scratch:
         if self.file is None:
             self.array[:, start:start + block.shape[1]] = block
         else:
-            os.pwrite(self.file.fileno(), np.ascontiguousarray(block.T).tobytes(), 8 * self.channels * start)
+            data = np.ascontiguousarray(block.T).tobytes()
+            if os.pwrite(self.file.fileno(), data, 8 * self.channels * start) != len(data):
+                raise OSError(errno.ENOSPC, "the scratch file of the anti-causal pass could not be written whole")
 
     def read(self, start, stop):
         if self.file is None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._validate import channel_layout
 from .delay import estimate_delay
 
 #: Pairs up to this long (s) are analysed whole.
@@ -112,21 +113,22 @@ def read_for_analysis(dry, wet, *, whole_file_s=WHOLE_FILE_S, n_excerpts=N_EXCER
     return Analysis(*joined, spans, notes)
 
 
-def delay_drift(analysis, fs, max_delay_s, channels=None):
+def delay_drift(analysis, fs, max_delay_s):
     """The bulk delay (samples) of every excerpt of ``analysis``, and a warning if they disagree; ``([], None)`` if whole.
 
     Each excerpt's delay comes from :func:`apftools.delay.estimate_delay`
-    on the excerpt alone (channels summed, or only ``channels``); ambiguous
-    estimates are left out of the comparison.
+    on the excerpt alone, first channel to first channel (after
+    :func:`apftools._validate.channel_layout`: a drift or an edit moves every
+    channel alike); ambiguous estimates are left out of the comparison.
     """
     if analysis.spans is None:
         return [], None
+    dry, wet, _ = channel_layout(analysis.dry, analysis.wet)
     delays, offset = [], 0
     for start, stop in analysis.spans:
         part = slice(offset, offset + stop - start)
         offset += stop - start
-        rows = slice(None) if channels is None else channels
-        estimate = estimate_delay(analysis.dry[rows, part], analysis.wet[rows, part], fs, max_delay_s)
+        estimate = estimate_delay(dry[0, part], wet[0, part], fs, max_delay_s)
         delays.append(None if estimate.ambiguous else float(estimate.delay_samples))
     known = [d for d in delays if d is not None]
     if len(known) > 1 and np.ptp(known) > DRIFT_SAMPLES:

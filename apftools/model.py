@@ -101,10 +101,9 @@ class ChannelModel:
                 if c is not None]
 
     def apply(self, x):
-        """Render ``x`` (shape (n,) or (C, n)) through delay, polarity and both cascades (:mod:`apftools.render`)."""
+        """Render ``x`` (time on the last axis) through delay, polarity and both cascades (:mod:`apftools.render`)."""
         x = validate_signal(x)
-        y = render_model(self, x)
-        return y.reshape(x.shape)
+        return render_model(self, x.reshape(-1, x.shape[-1])).reshape(x.shape)
 
     def allpass_response(self, freqs_hz):
         """Phase (radians, unwrapped) and group delay (samples) of the cascades alone at ``freqs_hz`` (Hz).

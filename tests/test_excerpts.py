@@ -51,6 +51,8 @@ def test_a_delay_that_changes_along_the_file_is_reported():
     delays, warning = delay_drift(drifting, FS, 0.05)
     assert np.allclose(delays, [12, 12, 20], atol=0.05)
     assert "drifts across the file: 12.0 to 20.0 samples" in warning
+    mono_into_stereo = Analysis(drifting.dry, np.concatenate([drifting.wet, -drifting.wet]), spans)
+    assert np.allclose(delay_drift(mono_into_stereo, FS, 0.05)[0], [12, 12, 20], atol=0.05)
 
 
 def test_a_long_file_is_aligned_on_excerpts_and_rendered_whole(tmp_path):

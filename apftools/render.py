@@ -163,7 +163,7 @@ def _blocks(plan, n_out, source, wet=None, wet_ratio=0.5, block=BLOCK, scratch_d
             scratch.write(start, out)
             progress((1 + (i + 1) / count) / 3, "rendering (backward)")
         for i, start in enumerate(starts):
-            yield finish(start, np.array(scratch.read(start, min(start + block, n))))
+            yield finish(start, scratch.read(start, min(start + block, n)))  # read-only: nothing writes to it
             progress((2 + (i + 1) / len(starts)) / 3, "rendering (writing)")
 
 

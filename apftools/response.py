@@ -178,11 +178,15 @@ def transfer_function(dry, wet, fs, *, nperseg=None):
     freqs = np.fft.rfftfreq(nperseg, 1.0 / fs)
     s_dw, s_dd, s_ww = np.zeros(len(freqs), complex), np.zeros(len(freqs)), np.zeros(len(freqs))
     n = dry.shape[-1]
+
+    def channels_summed(spectrum):
+        return np.sum(spectrum.reshape(-1, len(freqs)), axis=0)
+
     for start, stop, count in frame_chunks(n, nperseg, nperseg // 2):  # Welch's mean, piece by piece
         d, w = dry[..., start:stop], wet[..., start:stop]
-        for total, spectrum in ((s_dw, scipy.signal.csd(d, w, **kwargs)[1]), (s_dd, scipy.signal.welch(d, **kwargs)[1]),
-                                (s_ww, scipy.signal.welch(w, **kwargs)[1])):
-            total += count * np.sum(spectrum.reshape(-1, len(freqs)), axis=0)
+        s_dw += count * channels_summed(scipy.signal.csd(d, w, **kwargs)[1])
+        s_dd += count * channels_summed(scipy.signal.welch(d, **kwargs)[1])
+        s_ww += count * channels_summed(scipy.signal.welch(w, **kwargs)[1])
     segments = 1 + (n - nperseg) // (nperseg // 2)
     s_dw, s_dd, s_ww = s_dw / segments, s_dd / segments, s_ww / segments
     tiny = 1e-30 * max(np.max(s_dd), np.max(s_ww), 1e-300)

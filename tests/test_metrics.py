@@ -184,3 +184,15 @@ def test_band_harm_is_the_largest_loss_of_any_band_with_energy():
     assert band_harm_db(before, [0.0, -3.0, 0.0, 0.0]) == 0.0  # every band gained: no harm
     with pytest.raises(ValueError, match="same shape"):
         band_harm_db(before, [0.0])
+
+
+def test_mix_sums_piece_by_piece_are_the_whole_stft_sums():
+    rng = np.random.default_rng(8)
+    fs = 8000.0  # frames of 256, hop 64: 1246 frames, five pieces of at most 256
+    dry = rng.standard_normal((2, 80000))
+    wet = scipy.signal.lfilter([0.2, 0.7], [1.0, 0.3], dry)
+    g = metrics.level_match_gain(dry, wet)
+    kwargs = {"fs": fs, "window": "hann", "nperseg": 256, "noverlap": 192, "boundary": None, "padded": False}
+    d, w = (scipy.signal.stft(x, **kwargs)[2] for x in (dry, g * wet))
+    expected = 10 * np.log10(np.sum(np.abs(d + w) ** 2) / np.sum((np.abs(d) + np.abs(w)) ** 2))
+    assert metrics.mix_deficit_db(dry, wet, fs) == pytest.approx(expected, abs=1e-12)

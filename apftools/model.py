@@ -29,7 +29,8 @@ reversed pass starts from rest at the end of the signal, which is exact for
 a finite signal (nothing follows it); what the anti-causal part would ring
 before the first sample and the causal part after the last is outside the
 output, as for any same-length rendering.  Offline files may use both parts;
-real-time use needs ``mode: causal``.
+real-time use needs ``mode: causal``.  :mod:`apftools.render` computes it block by
+block, for arrays and files alike.
 
 Channels: ``channels`` gives, for every output channel, the index of its
 model in ``models``, and ``dry_channels`` how many channels the dry has: the

@@ -458,13 +458,13 @@ def _per_channel_report(dry, aligned, wet, fs, group_of, before, after):
     """Overall deficit and worst band of every channel before and after, with its group (the whole report if mono)."""
     keys = ("mix_deficit_db", "worst_band_db", "worst_band_hz")
     if dry.shape[0] == 1:
-        return [{"channel": 0, "group": 0, "before": {k: before[k] for k in keys}, "after": {k: after[k] for k in keys}}]
+        return [{"channel": 0, "group": 0, "before": {k: before[k] for k in keys},
+                 "after": {k: after[k] for k in keys}}]
     rows = []
     for c, group in enumerate(group_of):
         row = {"channel": c, "group": group}
         for name, signal in (("before", dry[c]), ("after", aligned[c])):
-            hz, worst = metrics.worst_band(*metrics.band_mix_deficit_db(signal, wet[c], fs))
-            row[name] = {"mix_deficit_db": metrics.mix_deficit_db(signal, wet[c], fs), "worst_band_db": worst,
-                         "worst_band_hz": hz}
+            summary = metrics.mix_summary(signal, wet[c], fs)
+            row[name] = {k: summary[k] for k in keys}
         rows.append(row)
     return rows

@@ -372,6 +372,35 @@ def residual_delay_samples(dry, wet, fs):
     return max((float(estimate_delay(d, w, fs).delay_samples) for d, w in zip(dry, wet)), key=abs)
 
 
+def mix_summary(dry, wet, fs):
+    """The mix deficit, overall and per third-octave band, from one STFT pass (the first keys of :func:`mix_report`).
+
+    Parameters
+    ----------
+    dry, wet : ndarray, shape (N,) or (C, N)
+        Same number of channels; the common length is used.
+    fs : float
+        Sample rate in Hz.
+
+    Returns
+    -------
+    dict
+        ``mix_deficit_db``, ``worst_band_hz``, ``worst_band_db`` (NaN only if
+        every band is NaN), ``bands_hz`` and ``band_deficit_db``
+        (:func:`band_mix_deficit_db` as lists, None for its NaN bands).
+    """
+    freqs, numerator, denominator = _mix_sums(dry, wet, fs)
+    centres, band_deficit = _bands(freqs, numerator, denominator, fs)
+    band_hz, band_db = worst_band(centres, band_deficit)
+    return {
+        "mix_deficit_db": _deficit(numerator, denominator),
+        "worst_band_hz": band_hz,
+        "worst_band_db": band_db,
+        "bands_hz": centres.tolist(),
+        "band_deficit_db": [None if np.isnan(v) else float(v) for v in band_deficit],  # JSON: no NaN
+    }
+
+
 def mix_report(dry, wet, fs):
     """All metrics in one JSON-ready dict of plain floats.
 
@@ -385,25 +414,14 @@ def mix_report(dry, wet, fs):
     Returns
     -------
     dict
-        Keys ``mix_deficit_db``, ``worst_band_hz``, ``worst_band_db``
-        (NaN only if every band is NaN), ``bands_hz`` and
-        ``band_deficit_db`` (:func:`band_mix_deficit_db` as lists, None
-        for its NaN bands),
-        ``phase_error_deg``, ``esr``, ``ncc``, ``coherence`` and
-        ``residual_delay_samples``.
+        The keys of :func:`mix_summary`, then ``phase_error_deg``, ``esr``,
+        ``ncc``, ``coherence`` and ``residual_delay_samples``.
     """
     fs = validate_fs(fs)
     dry, wet = validate_pair(dry, wet)
-    freqs, numerator, denominator = _mix_sums(dry, wet, fs)
-    centres, band_deficit = _bands(freqs, numerator, denominator, fs)
-    band_hz, band_db = worst_band(centres, band_deficit)
     tf = _welch(dry, wet, fs)
     return {
-        "mix_deficit_db": _deficit(numerator, denominator),
-        "worst_band_hz": band_hz,
-        "worst_band_db": band_db,
-        "bands_hz": centres.tolist(),
-        "band_deficit_db": [None if np.isnan(v) else float(v) for v in band_deficit],  # JSON: no NaN
+        **mix_summary(dry, wet, fs),
         "phase_error_deg": _phase_error(tf),
         "esr": esr(dry, wet),
         "ncc": ncc(dry, wet),

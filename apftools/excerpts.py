@@ -42,6 +42,8 @@ class Analysis:
     spans : list of (int, int) or None
         Sample ranges ``[start, stop)`` of the excerpts in the files, in
         order; None when the files are analysed whole.
+    frames : int or None
+        The files' common length, in samples, when read in excerpts.
     notes : list of str
         What the report should say about the reading (files of different lengths).
     """
@@ -49,13 +51,14 @@ class Analysis:
     dry: np.ndarray
     wet: np.ndarray
     spans: list = None
+    frames: int = None
     notes: list = field(default_factory=list)
 
-    def report(self, fs, frames):
-        """JSON-ready summary: what was analysed of a pair of ``frames`` samples."""
+    def report(self, fs):
+        """JSON-ready summary of what was analysed."""
         if self.spans is None:
             return {"whole_file": True, "seconds_analysed": self.dry.shape[1] / fs}
-        return {"whole_file": False, "seconds_analysed": self.dry.shape[1] / fs, "file_seconds": frames / fs,
+        return {"whole_file": False, "seconds_analysed": self.dry.shape[1] / fs, "file_seconds": self.frames / fs,
                 "excerpts_s": [[start / fs, stop / fs] for start, stop in self.spans]}
 
 
@@ -110,11 +113,11 @@ def read_for_analysis(dry, wet, *, whole_file_s=WHOLE_FILE_S, n_excerpts=N_EXCER
         f"the dry lasts {dry.frames / fs:.2f} s and the wet {wet.frames / fs:.2f} s; analysed on the first "
         f"{n / fs:.2f} s, both"]
     joined = (np.concatenate([reader.read(a, b) for a, b in spans], axis=1) for reader in (dry, wet))
-    return Analysis(*joined, spans, notes)
+    return Analysis(*joined, spans, n, notes)
 
 
 def delay_drift(analysis, fs, max_delay_s):
-    """The bulk delay (samples) of every excerpt of ``analysis``, and a warning if they disagree; ``([], None)`` if whole.
+    """Every excerpt's bulk delay (samples), and a warning if they disagree; ``([], None)`` if read whole.
 
     Each excerpt's delay comes from :func:`apftools.delay.estimate_delay`
     on the excerpt alone, first channel to first channel (after

@@ -106,8 +106,8 @@ def render_blocks(alignment, source, *, wet=None, wet_ratio=0.5, **options):
         ``progress(fraction, label)``.
     """
     if source.fs != alignment.fs:
-        raise ApftoolsValueError(f"the signal is at {source.fs:g} Hz but the model was fitted at {alignment.fs:g} Hz; "
-                                 "resample the signal or align again at its rate")
+        raise ApftoolsValueError(f"{getattr(source, 'path', 'the signal')} is at {source.fs:g} Hz but the model "
+                                 f"was fitted at {alignment.fs:g} Hz; resample it or align again at its rate")
     plan, n_out = _plan(alignment, source)
     if wet is not None and wet.channels not in (1, n_out):
         raise ApftoolsValueError(f"the wet has {wet.channels} channels; the aligned dry has {n_out}")
@@ -183,7 +183,10 @@ def render(alignment, source, *, wet=None, **options):
 
 
 def render_model(model, x):
-    """One :class:`~apftools.model.ChannelModel` applied to every channel of the array ``x`` (:meth:`ChannelModel.apply`)."""
+    """One :class:`~apftools.model.ChannelModel` applied to every channel of the array ``x``.
+
+    The body of :meth:`ChannelModel.apply`.
+    """
     source = ArrayReader(x, None)
     rows = list(range(source.channels))
     return _joined(_blocks([(model, rows, rows)], source.channels, source), source.channels, source.frames)

@@ -70,6 +70,7 @@ def test_a_long_file_is_aligned_on_excerpts_and_rendered_whole(tmp_path):
     assert "analysed 6 excerpt(s), 36 s of the file" in result.output
     report = json.loads((out / "report.json").read_text())
     assert report["analysis"]["whole_file"] is False and len(report["analysis"]["excerpts_s"]) == 6
+    assert report["analysis"]["file_seconds"] == 70.0
     delays = report["analysis"]["excerpt_delays_samples"]  # GCC-PHAT's: 10 plus the high-pass's small lead
     assert np.ptp(delays) < 0.01 and np.allclose(delays, 10.0, atol=0.2)
     assert report["after"]["mix_deficit_db"] > -0.05

@@ -7,7 +7,7 @@ import click
 
 from .. import __version__
 from ..names import LOSS_NAMES, METHODS
-from .options import echo, force_option, progress_bar, quiet_option, reports_errors
+from .options import channel_label, echo, force_option, progress_bar, quiet_option, reports_errors
 
 #: Every file ``align`` may write into its output folder.
 OUTPUTS = ("aligned.wav", "model.json", "report.json", "report.png", "mix.wav")
@@ -102,8 +102,7 @@ def align(dry, wet, outdir, sections, causal, method, polish, layers, steps, los
         result.report["seconds"] = time.perf_counter() - started
         report = dict(result.report, inputs={"dry": os.path.abspath(dry), "wet": os.path.abspath(wet),
                                              "wet_resampled_from_hz": fs_wet if fs_wet != fs else None},
-                      analysis=dict(analysis.report(fs, min(dry_file.frames, wet_source.frames)),
-                                    excerpt_delays_samples=excerpt_delays),
+                      analysis=dict(analysis.report(fs), excerpt_delays_samples=excerpt_delays),
                       settings={"sections": sections, "causal": causal, "method": method, "polish": polish,
                                 "layers": layer_sizes,
                                 "steps": steps, "loss": loss, "max_delay_ms": max_delay_ms, "seed": seed,
@@ -118,19 +117,16 @@ def align(dry, wet, outdir, sections, causal, method, polish, layers, steps, los
     _summarise(result, fs, [os.path.join(outdir, name) for name in names], analysis)
 
 
-def _channels(channels):
-    return f"channel{'s' if len(channels) > 1 else ''} {', '.join(str(c + 1) for c in channels)}: "
-
-
 def _summarise(result, fs, outputs, analysis):
     report = result.report
     before, after = report["before"], report["after"]
     several = report["channels"] > 1
     for group in report["groups"]:
-        where = _channels(group["channels"]) if several else ""
+        where = f"{channel_label(group['channels'])}: " if several else ""
         anticausal = f" | anti-causal {group['anticausal_spec']}" if group["anticausal_spec"] else ""
         echo(f"{where}delay {group['delay_samples']:+.2f} samples ({1000 * group['delay_samples'] / fs:+.3f} ms), "
-             f"polarity {'inverted' if group['polarity'] < 0 else 'normal'}, cascade {group['spec'] or 'none'}{anticausal}")
+             f"polarity {'inverted' if group['polarity'] < 0 else 'normal'}, "
+             f"cascade {group['spec'] or 'none'}{anticausal}")
         kept = f", kept: {group['method']}" if several else ""
         echo(f"{' ' * len(where)}largest group delay {group['max_group_delay_ms']:.2f} ms, "
              f"rings {group['ring_time_ms']:.0f} ms (60 dB){kept}")
@@ -138,8 +134,9 @@ def _summarise(result, fs, outputs, analysis):
     if several:
         for row in report["per_channel"]:
             b, a = row["before"], row["after"]
-            echo(f"{_channels([row['channel']])}mix {b['mix_deficit_db']:6.2f} -> {a['mix_deficit_db']:6.2f} dB, "
-                 f"worst band {b['worst_band_db']:6.2f} -> {a['worst_band_db']:6.2f} dB (at {a['worst_band_hz']:.0f} Hz)")
+            echo(f"{channel_label([row['channel']])}: mix {b['mix_deficit_db']:6.2f} -> {a['mix_deficit_db']:6.2f} "
+                 f"dB, worst band {b['worst_band_db']:6.2f} -> {a['worst_band_db']:6.2f} dB "
+                 f"(at {a['worst_band_hz']:.0f} Hz)")
     echo(f"50/50 mix deficit  {before['mix_deficit_db']:7.2f} dB -> {after['mix_deficit_db']:7.2f} dB")
     echo(f"worst 1/3-octave   {before['worst_band_db']:7.2f} dB -> {after['worst_band_db']:7.2f} dB "
          f"(at {after['worst_band_hz']:.0f} Hz)")

@@ -21,9 +21,6 @@ def apply(model, source, output, force):
     check_output(output, (model, source), force)
     alignment = Alignment.load(model)
     with AudioReader(source) as reader:
-        if reader.fs != alignment.fs:
-            raise click.ClickException(f"{source} is at {reader.fs} Hz but the model was fitted at "
-                                       f"{alignment.fs:g} Hz; resample the file or align again at its rate")
         with progress_bar("applying", eta=True) as update:
             channels, frames = render_to_file(alignment, reader, output, overwrite=force, progress=update)
     echo(f"wrote {output} ({channels} channel(s), {frames / reader.fs:.2f} s at {reader.fs} Hz)")

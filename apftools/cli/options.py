@@ -23,6 +23,11 @@ quiet_option = click.option("--quiet", "-q", is_flag=True, expose_value=False, c
                             help="No progress bars or summaries; errors still print.")
 
 
+def channel_label(channels):
+    """``"channel 1"`` or ``"channels 1, 2"`` for 0-based channel indices."""
+    return f"channel{'s' if len(channels) > 1 else ''} {', '.join(str(c + 1) for c in channels)}"
+
+
 def reports_errors(command):
     """Turn apftools and file-system errors into a one-line message and exit status 1."""
 

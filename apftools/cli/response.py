@@ -2,7 +2,7 @@
 
 import click
 
-from .options import check_output, echo, force_option, quiet_option, reports_errors
+from .options import channel_label, check_output, echo, force_option, quiet_option, reports_errors
 
 
 @click.command()
@@ -31,8 +31,7 @@ def response(model, plot_path, force):
     freqs = 1000.0 * 2.0 ** np.arange(-5, 5)
     freqs = freqs[freqs < fs / 2]
     for channel, members in zip(alignment.models, alignment.groups() or [None]):
-        name = "all channels" if members is None else \
-            f"channel{'s' if len(members) > 1 else ''} {', '.join(str(c + 1) for c in members)}"
+        name = "all channels" if members is None else channel_label(members)
         spec = channel.cascade.spec if channel.cascade is not None else "none"
         anticausal = f", anti-causal {channel.anticausal.spec}" if channel.anticausal is not None else ""
         click.echo(f"{name}: delay {channel.delay_samples:+.2f} samples, polarity {channel.polarity:+d}, "

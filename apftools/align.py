@@ -395,7 +395,8 @@ def align(dry, wet, fs, *, sections=None, causal=False, method="lbfgs", loss="ms
     n, n_dry, n_wet = dry2.shape[-1], np.shape(dry)[-1], np.shape(wet)[-1]
     warnings = []
     if n_wet < n_dry:
-        warnings.append(f"the wet ({n_wet} samples) is shorter than the dry ({n_dry}); aligned on the first {n} samples")
+        warnings.append(f"the wet ({n_wet} samples) is shorter than the dry ({n_dry}); "
+                        f"aligned on the first {n} samples")
     if n < int(0.25 * fs):
         raise ApftoolsValueError(f"signals of {n} samples ({n / fs:.3f} s) are too short; at least 0.25 s is needed")
     progress = progress or (lambda fraction, label: None)

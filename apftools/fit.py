@@ -292,9 +292,10 @@ def fit_frequency(cascade, tf, *, anticausal=None, min_delay_samples=None, polar
     was wrong (a Linkwitz-Riley low-pass) the other measured below 1/30 of
     it.  The choice still follows the seed where the search misses one
     polarity's optimum altogether: over seeds 0-4, 5 of the 30 real cases
-    flip on one seed (two are the nonlinear and time-varying controls).  Polishing ``n_polish=8`` shapes, not 4: the scouts' ranking
-    after 30 iterations missed the best basin on some seeds (phase losses 10
-    to 18 times the other seeds' on an RIAA and a 10-band EQ case).
+    flip on one seed (two are the nonlinear and time-varying controls).
+    Polishing ``n_polish=8`` shapes, not 4: the scouts' ranking after 30
+    iterations missed the best basin on some seeds (phase losses 10 to 18
+    times the other seeds' on an RIAA and a 10-band EQ case).
 
     Parameters
     ----------

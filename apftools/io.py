@@ -266,7 +266,8 @@ def audio_writer(path, fs, channels, *, overwrite=False):
             raise ApftoolsValueError(f"a block of shape {block.shape} does not have the file's {channels} channels")
         peak = float(np.max(np.abs(block), initial=0.0))
         if peak > limit:
-            hint = "; FLAC stores 24-bit integers, write .wav (32-bit float) to keep them" if subtype == "PCM_24" else ""
+            hint = ("; FLAC stores 24-bit integers, write .wav (32-bit float) to keep them"
+                    if subtype == "PCM_24" else "")
             raise ApftoolsValueError(f"cannot write {path!r}: samples reach {peak!r}, beyond ±{limit:g}{hint}")
         sound.write(block.T)
 

@@ -111,7 +111,8 @@ def main(argv=None):
         return rows[a][0] / rows[b][0]
 
     print("\ntargets (ratios of wall times measured above)")
-    print(f"  --version / import click                 {ratio('apftools --version', 'python -c ' + repr('import click')):5.2f}  (<= 1.3)")
+    start_up = ratio("apftools --version", "python -c 'import click'")
+    print(f"  --version / import click                 {start_up:5.2f}  (<= 1.3)")
     for case in ("align 8 s fixture", "align 8 s real (cabinet)"):
         print(f"  {case + ' / imports':40s} {ratio(case, 'import numpy, scipy, soundfile'):5.2f}  (<= 1.5)")
     for name, _ in lengths:

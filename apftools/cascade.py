@@ -24,21 +24,6 @@ MODEL_FORMAT = "apftools.cascade"
 MODEL_VERSION = 1
 
 
-class _OrderGroup:
-    """Sections of one order, with their positions in the cascade and in theta."""
-
-    def __init__(self, order, sections, n_params):
-        self.order = order
-        self.positions = np.array([i for i, _, _ in sections], dtype=int)
-        self.stretch = np.array([k.stretch for _, k, _ in sections], dtype=float)
-        self.warped = np.array([k.warped for _, k, _ in sections], dtype=float)
-        # index of each parameter in theta; n_params points at a padded 0 (-> u = 0)
-        self.index = {
-            name: np.array([offsets.get(name, n_params) for _, _, offsets in sections], dtype=int)
-            for name in ("R", "fc", "a")
-        }
-
-
 class Cascade:
     r"""A cascade of allpass sections at a fixed sample rate.
 
@@ -82,13 +67,12 @@ class Cascade:
         # section having one, at its column of theta
         steps = [(j, s, list(o.values())[j]) for j in range(3) for s, o in enumerate(self.offsets) if len(o) > j]
         self._steps = tuple(np.array(column, dtype=int) for column in zip(*steps))
-        self._groups = []
-        for order in (1, 2):
-            sections = [(i, k, o) for i, (k, o) in enumerate(zip(self.kinds, self.offsets)) if k.order == order]
-            if sections:
-                self._groups.append(_OrderGroup(order, sections, n))
-        positions = np.concatenate([g.positions for g in self._groups])
-        self._unpermute = np.argsort(positions)
+        # per section, for the map from theta: order, stretch, warping, and the column of each parameter in
+        # theta (n_params points at a padded 0, u = 0, for parameters a kind does not have)
+        self._order = np.array([k.order for k in self.kinds])
+        self._stretch = np.array([k.stretch for k in self.kinds], dtype=float)
+        self._warped = np.array([k.warped for k in self.kinds], dtype=float)
+        self._index = {name: np.array([o.get(name, n) for o in self.offsets]) for name in ("R", "fc", "a")}
         self._runs = []  # (start, stop, stretch) of consecutive sections sharing a stretch factor
         for i, kind in enumerate(self.kinds):
             if self._runs and self._runs[-1][2] == kind.stretch:
@@ -131,26 +115,28 @@ class Cascade:
         if shape != (self.n_params,):
             raise ApftoolsValueError(f"theta must have shape ({self.n_params},) for {self!r}, got {shape}")
 
-    def _group_physical(self, group, u):
-        """Physical (R, fc, a) arrays of one order group from u = tanh(theta) (padded), inside param_bounds."""
-        a = group.warped * st.RANGES["a"].denormalise(u[..., group.index["a"]])
-        bounds = st.param_bounds(group.order, self.fs, group.stretch, a)
-        R = st.RANGES["R"].denormalise(u[..., group.index["R"]], *bounds.get("R", (None, None)))
-        fc = st.RANGES["fc"].denormalise(u[..., group.index["fc"]], *bounds["fc"])
+    def _physical(self, u):
+        """Physical (R, fc, a) of every section from u = tanh(theta) padded with a 0, inside param_bounds.
+
+        Shapes (..., n_sections); R is meaningless for first-order sections, a is 0 for unwarped ones.
+        """
+        a = self._warped * st.RANGES["a"].denormalise(u[..., self._index["a"]])
+        fc_low, fc_high = st.fc_bounds(self._order, self.fs, self._stretch, a)
+        R = st.RANGES["R"].denormalise(u[..., self._index["R"]], high=st.radius_bound(a, self._stretch))
+        fc = st.RANGES["fc"].denormalise(u[..., self._index["fc"]], fc_low, fc_high)
         return R, fc, a
 
     def _sos_values(self, theta):
         """Coefficients for a plain (real or complex) theta of shape (..., n_params); no autograd tracing."""
         u = np.tanh(np.concatenate([theta, np.zeros(np.shape(theta)[:-1] + (1,))], axis=-1))
-        blocks = []
-        for group in self._groups:
-            R, fc, a = self._group_physical(group, u)
-            fs_proto = self.fs / group.stretch
-            if group.order == 1:
-                blocks.append(st.allpass1_sos(fc, fs_proto, a))
-            else:
-                blocks.append(st.allpass2_sos(R, fc, fs_proto, a))
-        return np.concatenate(blocks, axis=-2)[..., self._unpermute, :]
+        R, fc, a = self._physical(u)
+        fs_proto = self.fs / self._stretch
+        second = self._order == 2
+        if np.all(second):
+            return st.allpass2_sos(R, fc, fs_proto, a)
+        if not np.any(second):
+            return st.allpass1_sos(fc, fs_proto, a)
+        return np.where(second[:, None], st.allpass2_sos(R, fc, fs_proto, a), st.allpass1_sos(fc, fs_proto, a))
 
     def sos_jacobian(self, theta, step=1e-30):
         """Coefficients and their derivatives, ``(sos, d sos / d theta)``.
@@ -198,14 +184,9 @@ class Cascade:
         """
         self._check_theta(theta)
         theta = np.asarray(getval(theta), dtype=float)
-        u = np.tanh(np.concatenate([theta, [0.0]]))
-        out = [None] * self.n_sections
-        for group in self._groups:
-            values = dict(zip(("R", "fc", "a"), self._group_physical(group, u)))
-            for j, pos in enumerate(group.positions):
-                kind = self.kinds[pos]
-                out[pos] = {"kind": kind.name, **{name: float(values[name][j]) for name in kind.param_names}}
-        return out
+        values = dict(zip(("R", "fc", "a"), self._physical(np.tanh(np.append(theta, 0.0)))))
+        return [{"kind": kind.name, **{name: float(values[name][i]) for name in kind.param_names}}
+                for i, kind in enumerate(self.kinds)]
 
     def theta_from_params(self, params):
         """The unconstrained vector for physical parameters (inverse of :meth:`params`).
@@ -445,7 +426,7 @@ class ResponseGrid:
         self._signs = np.ones(cascade.n_sections) if signs is None else np.asarray(signs, dtype=float)
         n_poles = self._signs @ (self._stretch * [k.order for k in cascade.kinds])
         self._linear, self._tau0 = -n_poles * self.omega, n_poles
-        self._e = np.exp(-1j * self._stretch[:, None, None] * self.omega[None, :, None] * np.arange(1, 3))
+        self._e = np.exp(-1j * np.arange(1, 3)[:, None, None] * self._stretch[:, None] * self.omega)  # (2, S, F)
 
     def __call__(self, theta, jacobian=False):
         """``(phase, group_delay)`` in radians and samples, shape (n_freqs,) each; with ``jacobian``
@@ -459,23 +440,24 @@ class ResponseGrid:
 
         ``phase=False`` or ``delay=False`` skips that half (None in its places).
         """
-        a = sos[:, 4:6]                                   # (S, 2): a_1, a_2
-        den = 1.0 + self._e @ a[:, :, None]               # A, (S, F, 1)
-        ratio = self._e / den                             # e^{-jkMw} / A, (S, F, 2)
-        n_sections, n_freqs = ratio.shape[:2]
-        if d_sos is not None:
-            d_a = np.reshape(-2.0 * self._signs[:, None, None] * d_sos[:, 4:6, :], (2 * n_sections, -1))
+        a = sos[:, 4:6].T[:, :, None]                      # a_k, (2, S, 1)
+        den = 1.0 + a[0] * self._e[0] + a[1] * self._e[1]  # A, (S, F)
+        ratio = self._e * (1.0 / den)                      # e^{-jkMw} / A, (2, S, F)
+        n_freqs = den.shape[1]
+        if d_sos is not None:  # rows ordered (k, s) like ratio's
+            d_a = np.reshape(np.transpose(-2.0 * self._signs[:, None, None] * d_sos[:, 4:6, :], (1, 0, 2)),
+                             (-1, d_sos.shape[2]))
         values, derivatives = [None, None], [None, None]
         if phase:
-            values[0] = self._linear - 2.0 * self._signs @ np.angle(den[..., 0])
+            values[0] = self._linear - 2.0 * self._signs @ np.angle(den)
             if d_sos is not None:
-                derivatives[0] = np.reshape(np.transpose(ratio.imag, (1, 0, 2)), (n_freqs, -1)) @ d_a
+                derivatives[0] = np.reshape(ratio.imag, (-1, n_freqs)).T @ d_a
         if delay:
-            q = ratio @ (a * (1.0, 2.0))[:, :, None]      # (S, F, 1)
-            values[1] = self._tau0 - 2.0 * (self._signs * self._stretch) @ q[..., 0].real
+            q = a[0] * ratio[0] + 2.0 * a[1] * ratio[1]    # (S, F)
+            values[1] = self._tau0 - 2.0 * (self._signs * self._stretch) @ q.real
             if d_sos is not None:
-                slope = (self._stretch[:, None, None] * ratio * ((1.0, 2.0) - q)).real
-                derivatives[1] = np.reshape(np.transpose(slope, (1, 0, 2)), (n_freqs, -1)) @ d_a
+                slope = (self._stretch[:, None] * ratio * (np.array([1.0, 2.0])[:, None, None] - q)).real
+                derivatives[1] = np.reshape(slope, (-1, n_freqs)).T @ d_a
         return tuple(values) if d_sos is None else (*values, *derivatives)
 
 

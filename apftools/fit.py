@@ -161,7 +161,7 @@ class ResponseModel:
     r"""Phase and group delay of a causal and an optional anti-causal cascade, with their derivatives in theta.
 
     Both cascades are evaluated as one :class:`~apftools.cascade.ResponseGrid`
-    (plain numpy, no autograd: stage 1 evaluates it thousands of times) with
+    (no autograd: stage 1 evaluates it thousands of times) with
     the anti-causal sections signed -1: they run over the time-reversed
     signal, so their phase and group delay count negated.  ``theta`` is the
     causal parameters followed by the anti-causal ones.  With ``ring_bound``
@@ -271,6 +271,16 @@ def _minimize(objective, x0, max_iter, bounds):
                                    options={"maxiter": max_iter})
 
 
+def _distinct(results, rtol=1e-6):
+    """``results`` without those whose loss equals an earlier one's to ``rtol``: shapes that converged to one
+    optimum would be polished on the phase to one result, twice."""
+    kept = []
+    for result in results:
+        if all(abs(result.fun - k.fun) > rtol * abs(k.fun) for k in kept):
+            kept.append(result)
+    return kept
+
+
 def fit_frequency(cascade, tf, *, anticausal=None, min_delay_samples=None, polarity=1, n_starts=16, n_polish=8,
                   rng=None, max_iter=200, scout_iter=30, polarity_margin=0.5, polarity_floor=0.02,
                   polarity_clear=0.1, ring_bound_samples=None):
@@ -279,8 +289,8 @@ def fit_frequency(cascade, tf, *, anticausal=None, min_delay_samples=None, polar
     First the shape: :math:`L_\tau` (group delay, blind to polarity and to
     phase wrapping, so its landscape is far smoother than the phase's) from
     ``n_starts`` starts, each scouted for ``scout_iter`` iterations.  Then the
-    ``n_polish`` best shapes run to convergence and are polished on
-    :math:`L_\varphi` for both polarities.  The opposite polarity wins if its
+    ``n_polish`` best shapes run to convergence and the distinct ones are
+    polished on :math:`L_\varphi` for both polarities.  The opposite polarity wins if its
     loss is below ``polarity_margin`` times the given one's while the given
     one's is above ``polarity_floor`` (it fits badly: a causal cascade that
     cannot follow an EQ's lead fitted 0.19 against 0.017 inverted), or below
@@ -349,7 +359,8 @@ def fit_frequency(cascade, tf, *, anticausal=None, min_delay_samples=None, polar
     shape = _shape_objective(model, tf)
     # successive halving: every start gets a short run, the best few run to convergence
     scouts = sorted((_minimize(shape, start, scout_iter, bounds) for start in starts), key=lambda r: r.fun)
-    shaped = sorted((_minimize(shape, r.x, max_iter, bounds) for r in scouts[:n_polish]), key=lambda r: r.fun)
+    shaped = _distinct(sorted((_minimize(shape, r.x, max_iter, bounds) for r in scouts[:n_polish]),
+                              key=lambda r: r.fun))
     best = {}
     for sign in (polarity, -polarity):
         phase = _phase_objective(model, tf, sign)

@@ -309,18 +309,8 @@ def radius_bound(a, stretch):
     return (r - abs_a) / (1.0 - abs_a * r)
 
 
-def _coefficient_bounds(a, stretch):
-    """Interval of the first-order coefficient k whose warped pole -g stays within R_MAX.
-
-    g = (k + a)/(1 + k a) lies in [-r, r] exactly when k lies between the
-    preimages (-r - a)/(1 + r a) and (r - a)/(1 - r a).
-    """
-    r = R_MAX**stretch
-    return (-r - a) / (1.0 + r * a), (r - a) / (1.0 - r * a)
-
-
 def fc_bounds(order, fs, stretch, a):
-    """Open interval (low, high) of ``fc`` in Hz for sections with warp ``a``.
+    """Open interval (low, high) of ``fc`` in Hz for sections with warp ``a`` (``order`` may be an array).
 
     The table's range, capped below :data:`FC_NYQUIST_FRACTION` of the
     prototype's Nyquist frequency and, for first-order sections, to the
@@ -329,13 +319,19 @@ def fc_bounds(order, fs, stretch, a):
     fs_proto = fs / stretch
     low = RANGES["fc"].low + 0.0 * a
     high = np.minimum(RANGES["fc"].high, FC_NYQUIST_FRACTION * fs_proto / 2.0) + 0.0 * a
-    if order == 2:
+    first = np.asarray(order) == 1
+    if not np.any(first):
         return low, high
-    k_low, k_high = _coefficient_bounds(a, stretch)
-    # the 90-degree frequency of coefficient k is (fs / pi) arctan((1 + k) / (1 - k))
-    low = np.maximum(low, fs_proto / np.pi * np.arctan((1.0 + k_low) / (1.0 - k_low)))
-    high = np.minimum(high, fs_proto / np.pi * np.arctan((1.0 + k_high) / (1.0 - k_high)))
-    return low, high
+    # g = (k + a)/(1 + k a) lies in [-r, r] exactly when k lies between (-r - a)/(1 + r a) and (r - a)/(1 - r a);
+    # the 90-degree frequency of coefficient k is (fs / pi) arctan((1 + k)/(1 - k)), which at those ends is
+    # arctan(beta / rho) and arctan(beta rho) with beta = (1 - a)/(1 + a) and rho = (1 + r)/(1 - r)
+    r = R_MAX**stretch
+    rho, beta = (1.0 + r) / (1.0 - r), (1.0 - a) / (1.0 + a)
+    low_1 = np.maximum(low, fs_proto / np.pi * np.arctan(beta / rho))
+    high_1 = np.minimum(high, fs_proto / np.pi * np.arctan(beta * rho))
+    if np.all(first):
+        return low_1, high_1
+    return np.where(first, low_1, low), np.where(first, high_1, high)
 
 
 def param_bounds(order, fs, stretch, a):

@@ -240,27 +240,6 @@ def _fit_group(dry, wet, fs, settings, rng, progress):
     return model, report
 
 
-#: The ring time is how long the model's impulse response stays above this fraction of its peak (60 dB).
-RING_LEVEL = 1e-3
-
-
-def _ringing(model, fs):
-    """The model's largest |group delay| over the audio band (bulk delay excluded) and its 60 dB ring time, in ms.
-
-    The ring time is the longest, over the causal part (ringing after the
-    impulse) and the anti-causal part (before it), of the time until the
-    part's impulse response stays below :data:`RING_LEVEL` of its peak.
-    Zero for a model without cascades (delay and polarity only).
-    """
-    _, delay = model.allpass_response(np.geomspace(*audio_band(fs), 1024))
-    ring = 0
-    for cascade, theta, _ in model.parts():
-        response = np.abs(cascade.impulse_response(theta, tol=0.1 * RING_LEVEL))
-        ring = max(ring, int(np.flatnonzero(response >= RING_LEVEL * np.max(response))[-1]) + 1)
-    return {"max_group_delay_ms": float(1000.0 * np.max(np.abs(delay)) / fs),
-            "ring_time_ms": float(1000.0 * ring / fs)}
-
-
 #: The candidates that fall back from a fitted model: nothing, and delay and polarity alone.
 FALLBACKS = ("none", "delay-only")
 
@@ -291,8 +270,8 @@ def _choose(candidates, fs, dry, wet, before):
     chosen = safe
     if best not in harmless:
         lift = scores[best]["worst_band_db"] - scores[safe]["worst_band_db"]
-        harmed = [f"{hz:g} Hz ({b:.2f} -> {a:.2f} dB)"
-                  for hz, b, a in zip(before["bands_hz"], reference[best], bands[best])
+        harmed = [f"{label} ({b:.2f} -> {a:.2f} dB)"
+                  for label, b, a in zip(before["band_labels"], reference[best], bands[best])
                   if a < b - HARM_TOLERANCE_DB]  # False for NaN bands
         baseline = "unaligned" if best in FALLBACKS else "unaligned or delay and polarity alone"
         if lift > HARM_TOLERANCE_DB:
@@ -423,7 +402,7 @@ def align(dry, wet, fs, *, sections=None, causal=False, method="lbfgs", loss="ms
             kept = candidates[chosen]  # the report describes what is kept, not what was fitted
             report.update(channels=channels, method=chosen, delay_samples=float(kept.delay_samples),
                           polarity=int(kept.polarity), spec=kept.cascade and kept.cascade.spec,
-                          anticausal_spec=kept.anticausal and kept.anticausal.spec, **_ringing(kept, fs))
+                          anticausal_spec=kept.anticausal and kept.anticausal.spec, **kept.ringing(fs))
             models.append(kept)
             reports.append(report)
 
@@ -457,7 +436,7 @@ def align(dry, wet, fs, *, sections=None, causal=False, method="lbfgs", loss="ms
 
 def _per_channel_report(dry, aligned, wet, fs, group_of, before, after):
     """Overall deficit and worst band of every channel before and after, with its group (the whole report if mono)."""
-    keys = ("mix_deficit_db", "worst_band_db", "worst_band_hz")
+    keys = ("mix_deficit_db", "worst_band_db", "worst_band_hz", "worst_band")
     if dry.shape[0] == 1:
         return [{"channel": 0, "group": 0, "before": {k: before[k] for k in keys},
                  "after": {k: after[k] for k in keys}}]

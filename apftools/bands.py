@@ -7,7 +7,8 @@ are least reliable.  The metrics, the fit's frequency grid and its weights
 all use it.
 
 Third octaves follow IEC 61260-1 (base 2): centres :math:`1000 \cdot 2^{k/3}`
-Hz, edges :math:`f_c 2^{\pm 1/6}`.
+Hz, edges :math:`f_c 2^{\pm 1/6}`; reports name them by their nominal
+mid-band frequencies (:func:`nominal_hz`: 25, 31.5, 40, ... 12 500 Hz).
 """
 
 import numpy as np
@@ -41,3 +42,24 @@ def third_octave_index(freqs_hz, fs):
     edges = np.append(centres * 2 ** (-1 / 6), centres[-1] * 2 ** (1 / 6))
     index = np.searchsorted(edges, np.asarray(freqs_hz, dtype=float), side="right") - 1
     return np.where((index >= 0) & (index < len(centres)), index, -1)
+
+
+#: Nominal third-octave mid-band frequencies of one decade (IEC 61260-1): the R10 preferred numbers (ISO 3).
+_NOMINAL_DECADE = (1.0, 1.25, 1.6, 2.0, 2.5, 3.15, 4.0, 5.0, 6.3, 8.0)
+
+
+def nominal_hz(centre_hz):
+    r"""The nominal mid-band frequency (Hz) of the third octave centred on ``centre_hz`` (IEC 61260-1).
+
+    The exact base-2 centre :math:`1000 \cdot 2^{k/3}` lies within 1.6% of
+    the nominal value for every band from 25 Hz to 20 kHz (12 699 Hz is the
+    12.5 kHz band, 24.8 Hz the 25 Hz band).
+    """
+    step = int(round(10.0 * np.log10(float(centre_hz))))  # tenths of a decade: 2^(1/3) ~ 10^(1/10)
+    return _NOMINAL_DECADE[step % 10] * 10.0 ** (step // 10)
+
+
+def band_label(centre_hz):
+    """``"25 Hz"``, ``"1 kHz"``, ``"12.5 kHz"``: a third octave named by its nominal frequency (:func:`nominal_hz`)."""
+    value = nominal_hz(centre_hz)
+    return f"{value / 1000:g} kHz" if value >= 1000 else f"{value:g} Hz"

@@ -87,10 +87,12 @@ def level_match_gain(dry, wet):
 
 
 def _mix_sums(dry, wet, fs):
-    r"""STFT bin frequencies (Hz) and per-frequency sums of :math:`|D + gW|^2` and :math:`(|D| + |gW|)^2`.
+    r"""STFT bin frequencies (Hz) and per-bin sums, shape (4, n_bins), from which any mix ratio's deficit follows.
 
-    Sums run over channels and frames; only whole frames are used (Hann,
-    75% overlap, no zero-padded edges), so every frame tapers to zero.
+    The rows are :math:`\sum |D|^2`, :math:`\sum |gW|^2`,
+    :math:`\sum \mathrm{Re}(D\, \overline{gW})` and :math:`\sum |D|\,|gW|`
+    over channels and frames (:func:`_at_ratio`).  Only whole frames are used
+    (Hann, 75% overlap, no zero-padded edges), so every frame tapers to zero.
     """
     fs = validate_fs(fs)
     dry, wet = validate_pair(dry, wet)
@@ -100,13 +102,27 @@ def _mix_sums(dry, wet, fs):
     kwargs = {"fs": fs, "window": "hann", "nperseg": nperseg, "noverlap": nperseg - hop,
               "boundary": None, "padded": False}
     freqs = np.fft.rfftfreq(nperseg, 1.0 / fs)
-    numerator, denominator = np.zeros(len(freqs)), np.zeros(len(freqs))
+    sums = np.zeros((4, len(freqs)))
     for start, stop, _ in frame_chunks(dry.shape[1], nperseg, hop):  # bounded memory on long signals
         _, _, d = scipy.signal.stft(dry[:, start:stop], **kwargs)
         _, _, w = scipy.signal.stft(wet[:, start:stop], **kwargs)
-        numerator += np.sum(np.abs(d + w) ** 2, axis=(0, 2))
-        denominator += np.sum((np.abs(d) + np.abs(w)) ** 2, axis=(0, 2))
-    return freqs, numerator, denominator
+        # |D|^2 written as Re(D conj D), like the cross term, so an inverted wet cancels to exactly 0
+        sums += [np.sum(x, axis=(0, 2)) for x in (d.real**2 + d.imag**2, w.real**2 + w.imag**2,
+                                                 d.real * w.real + d.imag * w.imag, np.abs(d) * np.abs(w))]
+    return freqs, sums
+
+
+def _at_ratio(sums, ratio):
+    r"""Per-bin :math:`\sum |(1 - r) D + r g W|^2` and :math:`\sum ((1 - r)|D| + r|gW|)^2` at wet ratio ``r``.
+
+    Expanded in the sums of :func:`_mix_sums`: with :math:`a = (1 - r)^2`,
+    :math:`b = r^2`, :math:`c = 2 r (1 - r)`, the numerator is
+    :math:`a |D|^2 + b |gW|^2 + c\, \mathrm{Re}(D \overline{gW})` and the
+    denominator the same with :math:`|D||gW|` for the cross term.
+    """
+    dd, ww, cross, product = sums
+    a, b, c = (1.0 - ratio) ** 2, ratio**2, 2.0 * ratio * (1.0 - ratio)
+    return a * dd + b * ww + c * cross, a * dd + b * ww + c * product
 
 
 def _deficit(numerator, denominator):
@@ -144,8 +160,55 @@ def mix_deficit_db(dry, wet, fs):
     >>> round(mix_deficit_db(x, 0.5 * x, fs=48000), 6)
     0.0
     """
-    _, numerator, denominator = _mix_sums(dry, wet, fs)
-    return _deficit(numerator, denominator)
+    _, sums = _mix_sums(dry, wet, fs)
+    return _deficit(*_at_ratio(sums, 0.5))
+
+
+#: Wet ratios of :func:`mix_ratio_curve`: 0 (dry alone) to 1 (wet alone) in steps of 5%.
+WET_RATIOS = tuple(np.round(np.linspace(0.0, 1.0, 21), 2).tolist())
+
+
+def mix_ratio_curve(dry, wet, fs, ratios=WET_RATIOS):
+    r"""The mix deficit, overall and in the worst band, at every wet ratio of a dry/wet knob.
+
+    The mix at wet ratio :math:`r` is :math:`(1 - r) D + r g W` (the wet
+    level-matched, :func:`level_match_gain`); its deficit is
+    :math:`10 \log_{10} \sum |(1 - r) D + r g W|^2 / \sum ((1 - r)|D| + r|gW|)^2`,
+    :func:`mix_deficit_db` at :math:`r = 1/2`, 0 dB at 0 and 1 (one signal
+    alone).  Hand values: identical signals 0 dB at every ratio; an inverted
+    wet :math:`20 \log_{10} |1 - 2r|` (the floor :data:`MIN_DB` at 50%).
+    One STFT pass serves every ratio.
+
+    Parameters
+    ----------
+    dry, wet : ndarray, shape (N,) or (C, N)
+    fs : float
+        Sample rate in Hz.
+    ratios : sequence of float
+        Wet ratios in [0, 1].
+
+    Returns
+    -------
+    dict
+        ``wet_ratio``, ``mix_deficit_db`` and ``worst_band_db`` (the lowest
+        third-octave band deficit with energy, None if no band has energy),
+        lists of floats, one per ratio.
+    """
+    ratios = np.asarray(ratios, dtype=float)
+    if ratios.ndim != 1 or not np.all((ratios >= 0) & (ratios <= 1)):
+        raise ApftoolsValueError(f"ratios must be a 1-D sequence of wet ratios in [0, 1], got {ratios!r}")
+    freqs, sums = _mix_sums(dry, wet, fs)
+    return _ratio_curve(freqs, sums, fs, ratios)
+
+
+def _ratio_curve(freqs, sums, fs, ratios):
+    overall, worst = [], []
+    for ratio in ratios:
+        numerator, denominator = _at_ratio(sums, ratio)
+        overall.append(_deficit(numerator, denominator))
+        _, band_db = worst_band(*_bands(freqs, numerator, denominator, fs))
+        worst.append(None if np.isnan(band_db) else band_db)
+    return {"wet_ratio": [float(r) for r in ratios], "mix_deficit_db": overall, "worst_band_db": worst}
 
 
 def third_octave_centres(fs):
@@ -190,8 +253,8 @@ def band_mix_deficit_db(dry, wet, fs):
         :math:`\sum (|D| + |gW|)^2` is below :data:`BAND_FLOOR` times that of
         the loudest band (no signal there to judge).
     """
-    freqs, numerator, denominator = _mix_sums(dry, wet, fs)
-    return _bands(freqs, numerator, denominator, fs)
+    freqs, sums = _mix_sums(dry, wet, fs)
+    return _bands(freqs, *_at_ratio(sums, 0.5), fs)
 
 
 def worst_band(centres, deficit):
@@ -386,18 +449,24 @@ def mix_summary(dry, wet, fs):
     -------
     dict
         ``mix_deficit_db``, ``worst_band_hz``, ``worst_band_db`` (NaN only if
-        every band is NaN), ``bands_hz`` and ``band_deficit_db``
-        (:func:`band_mix_deficit_db` as lists, None for its NaN bands).
+        every band is NaN), ``worst_band`` (its nominal label, "12.5 kHz"),
+        ``bands_hz``, ``band_labels`` and ``band_deficit_db``
+        (:func:`band_mix_deficit_db` as lists, None for its NaN bands), and
+        ``mix_ratio_curve`` (:func:`mix_ratio_curve`).
     """
-    freqs, numerator, denominator = _mix_sums(dry, wet, fs)
+    freqs, sums = _mix_sums(dry, wet, fs)
+    numerator, denominator = _at_ratio(sums, 0.5)
     centres, band_deficit = _bands(freqs, numerator, denominator, fs)
     band_hz, band_db = worst_band(centres, band_deficit)
     return {
         "mix_deficit_db": _deficit(numerator, denominator),
         "worst_band_hz": band_hz,
         "worst_band_db": band_db,
+        "worst_band": None if np.isnan(band_hz) else bands.band_label(band_hz),
         "bands_hz": centres.tolist(),
+        "band_labels": [bands.band_label(c) for c in centres],
         "band_deficit_db": [None if np.isnan(v) else float(v) for v in band_deficit],  # JSON: no NaN
+        "mix_ratio_curve": _ratio_curve(freqs, sums, fs, WET_RATIOS),
     }
 
 

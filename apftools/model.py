@@ -53,8 +53,10 @@ import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.signal
 
 from ._validate import check_keys, short_repr, validate_fs, validate_signal
+from .bands import audio_band
 from .cascade import Cascade
 from .errors import ApftoolsTypeError, ApftoolsValueError
 from .render import ArrayReader, render, render_model
@@ -67,6 +69,8 @@ MODES = ("offline", "causal")
 MAX_DELAY_S = 10.0
 #: Most channel models in one alignment.
 MAX_MODELS = 1024
+#: A model's ring time is how long its impulse response stays above this fraction of its peak (60 dB).
+RING_LEVEL = 1e-3
 #: What :attr:`Alignment.method` may say: a fitter, a polished fitter, or a fallback.
 METHOD_LABELS = ("lbfgs", "biasnet", "biasnet+lbfgs", "delay-only", "none")
 
@@ -117,6 +121,34 @@ class ChannelModel:
             phase = phase + sign * cascade.phase(theta, freqs_hz)
             delay = delay + sign * cascade.group_delay(theta, freqs_hz)
         return phase, delay
+
+    def impulse_response(self):
+        """Times (samples) and values of the cascades' impulse response, bulk delay and polarity excluded.
+
+        The anti-causal part rings before time 0, the causal part after it;
+        each runs until it decays below a tenth of :data:`RING_LEVEL`.
+        ``([0], [1.0])`` without cascades.
+        """
+        parts = {sign: cascade.impulse_response(theta, tol=0.1 * RING_LEVEL) for cascade, theta, sign in self.parts()}
+        anticausal = parts.get(-1, np.ones(1))[::-1]
+        h = scipy.signal.fftconvolve(anticausal, parts.get(1, np.ones(1)))
+        return np.arange(len(h)) - (len(anticausal) - 1), h
+
+    def ringing(self, fs):
+        """The largest |group delay| over the audio band (bulk delay excluded) and the 60 dB ring times, in ms.
+
+        The ring times are how far before and after time 0 the
+        :meth:`impulse_response` reaches above :data:`RING_LEVEL` of its peak:
+        ``pre_ring_ms`` (the anti-causal part's pre-ringing), ``post_ring_ms``,
+        and ``ring_time_ms`` the longer.  All zero for delay and polarity alone.
+        """
+        _, delay = self.allpass_response(np.geomspace(*audio_band(fs), 1024))
+        times, h = self.impulse_response()
+        loud = times[np.abs(h) >= RING_LEVEL * np.max(np.abs(h))]
+        pre, post = max(-int(loud[0]), 0), max(int(loud[-1]), 0)
+        return {"max_group_delay_ms": float(1000.0 * np.max(np.abs(delay)) / fs),
+                "ring_time_ms": 1000.0 * max(pre, post) / fs, "pre_ring_ms": 1000.0 * pre / fs,
+                "post_ring_ms": 1000.0 * post / fs}
 
     def response(self, freqs_hz, fs):
         """Phase (radians, unwrapped) and group delay (samples) of the whole model at ``freqs_hz``.

@@ -1,4 +1,4 @@
-"""Figures for reports: measured vs fitted phase and group delay, mix before/after.
+"""Figures for reports: what the alignment did, where, at which mix ratios, and at what cost in ringing.
 
 Figures are built with :class:`matplotlib.figure.Figure` and the Agg canvas,
 so no display and no global pyplot state are involved.
@@ -9,9 +9,15 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ._validate import channel_layout
+from .bands import audio_band
 from .delay import apply_delay
-from .metrics import band_mix_deficit_db
+from .metrics import mix_summary
+from .model import RING_LEVEL
 from .response import log_grid, transfer_function
+
+#: Measured bins with less coherence than this are drawn grey: too little signal (or too much noise,
+#: distortion or modulation) for their phase to mean anything.
+COHERENT = 0.5
 
 
 def _decorate(ax, ylabel):
@@ -22,55 +28,106 @@ def _decorate(ax, ylabel):
 
 
 def report_figure(alignment, dry, wet):
-    """Three panels: phase and group delay (measured vs fitted), 1/3-octave mix deficit before/after.
+    """Five panels: phase and group delay (measured vs fitted), mix per band, mix per wet ratio, impulse response.
 
-    The measured curves are those of the wet relative to the dry after the
-    model's bulk delay and polarity, i.e. what the allpass cascade has to
-    match.
+    (a) The phase of the wet relative to the dry after the model's bulk
+    delay and polarity (what the cascades have to match), and the fitted
+    cascades' phase; the measured phase is drawn within 180 degrees of the
+    fitted one (it is known modulo 360 degrees), grey where the coherence
+    is below :data:`COHERENT`.  (b) The same as group delay in ms, the
+    model's largest marked.  (c) The 50/50 mix deficit per third octave
+    before and after, with IEC nominal band labels and a marker on every
+    value.  (d) The mix deficit against the wet ratio of a dry/wet knob,
+    overall and in the worst band.  (e) The aligning filter's impulse
+    response (cascades only, bulk delay excluded) in dB, with the 60 dB ring
+    times before and after the impulse.  One curve per channel group.
     """
     fs = alignment.fs
-    aligned = np.atleast_2d(alignment.apply(dry))
     dry, wet, _ = channel_layout(dry, wet)  # the pairs the model was fitted on
-    aligned = aligned[:, :dry.shape[-1]]
-    figure = Figure(figsize=(9, 10), layout="constrained")
-    phase_ax, delay_ax, mix_ax = figure.subplots(3, 1)
+    report = alignment.report
+    if "before" in report and "after" in report:
+        before, after = report["before"], report["after"]
+    else:
+        aligned = np.atleast_2d(alignment.apply(dry[:1] if alignment.dry_channels == 1 else dry))
+        before, after = mix_summary(dry, wet, fs), mix_summary(aligned[:, :dry.shape[-1]], wet, fs)
+    figure = Figure(figsize=(12, 12), layout="constrained")
+    grid = figure.add_gridspec(3, 2)
+    phase_ax, delay_ax = figure.add_subplot(grid[0, 0]), figure.add_subplot(grid[0, 1])
+    bands_ax = figure.add_subplot(grid[1, :])
+    ratio_ax, impulse_ax = figure.add_subplot(grid[2, 0]), figure.add_subplot(grid[2, 1])
     groups = alignment.groups() or [list(range(dry.shape[0]))]
+    span = 1.0  # ms either side of the impulse that panel (e) shows, at least
     for model, channels in zip(alignment.models, groups):
         label = "" if len(groups) == 1 else f" ch{'+'.join(str(c + 1) for c in channels)}"
         shifted = model.polarity * apply_delay(dry[channels], model.delay_samples)
         measured = log_grid(transfer_function(shifted, wet[channels], fs))
-        phase, tau = model.allpass_response(measured.freqs_hz)
-        measured_phase = np.unwrap(np.angle(measured.h))
-        # the measured phase is known modulo 2 pi: shift it onto the model at the strongest frequency
-        anchor = np.argmax(measured.weights)
-        measured_phase += 2 * np.pi * np.round((phase[anchor] - measured_phase[anchor]) / (2 * np.pi))
-        phase_ax.plot(measured.freqs_hz, np.degrees(measured_phase), ".", ms=3, alpha=0.5,
-                      label=f"measured{label}")
-        phase_ax.plot(measured.freqs_hz, np.degrees(phase), lw=2, label=f"fitted allpass{label}")
-        measured_tau = measured.group_delay
-        delay_ax.plot(measured.freqs_hz, 1000 * measured_tau / fs, ".", ms=3, alpha=0.5, label=f"measured{label}")
-        delay_ax.plot(measured.freqs_hz, 1000 * tau / fs, lw=2, label=f"fitted allpass{label}")
-    phase_ax.set_title("phase of the wet relative to the delayed, polarity-corrected dry")
+        freqs, dense = measured.freqs_hz, np.geomspace(*audio_band(fs), 1024)  # dense: as ChannelModel.ringing
+        phase = model.allpass_response(freqs)[0]
+        near = phase + np.angle(measured.h * np.exp(-1j * phase))  # the measured phase within pi of the fit
+        coherent = measured.coherence >= COHERENT
+        fitted_phase, fitted_tau = model.allpass_response(dense)
+        for ax, values, fitted, scale in ((phase_ax, near, fitted_phase, 180 / np.pi),
+                                          (delay_ax, measured.group_delay, fitted_tau, 1000 / fs)):
+            ax.plot(freqs[coherent], scale * values[coherent], ".", ms=3, label=f"measured{label}")
+            ax.plot(freqs[~coherent], scale * values[~coherent], ".", ms=3, color="0.75",
+                    label=f"measured, coherence < {COHERENT:g}" if ax is phase_ax and not label else None)
+            ax.plot(dense, scale * fitted, lw=2, label=f"fitted allpass{label}")
+        peak = int(np.argmax(np.abs(fitted_tau)))
+        delay_ax.annotate(f"largest {1000 * fitted_tau[peak] / fs:.2f} ms", (dense[peak], 1000 * fitted_tau[peak] / fs),
+                          xytext=(10, 10), textcoords="offset points", arrowprops={"arrowstyle": "->"})
+        times, h = model.impulse_response()
+        magnitude = np.abs(h) / np.max(np.abs(h))
+        ring = model.ringing(fs)
+        line, = impulse_ax.plot(1000 * times / fs, 20 * np.log10(np.maximum(magnitude, 1e-6)), lw=1,
+                                label=f"impulse response{label}: rings {ring['pre_ring_ms']:.1f} ms before, "
+                                      f"{ring['post_ring_ms']:.1f} ms after")
+        for edge_ms in (-ring["pre_ring_ms"], ring["post_ring_ms"]):
+            if edge_ms:
+                impulse_ax.axvline(edge_ms, color=line.get_color(), ls=":", lw=1)
+        span = max(span, ring["pre_ring_ms"], ring["post_ring_ms"])
+    phase_ax.set_title("(a) phase of the wet relative to the delayed, polarity-corrected dry")
     _decorate(phase_ax, "phase (degrees)")
-    phase_ax.legend(loc="lower left")
-    delay_ax.set_title("group delay beyond the bulk delay")
+    phase_ax.legend(loc="lower left", fontsize=8)
+    delay_ax.set_title("(b) group delay beyond the bulk delay")
     _decorate(delay_ax, "group delay (ms)")
-    delay_ax.legend(loc="upper right")
+    delay_ax.legend(loc="upper right", fontsize=8)
 
-    centres, before = band_mix_deficit_db(dry, wet, fs)
-    _, after = band_mix_deficit_db(aligned, wet, fs)
-    width = 0.35
-    positions = np.arange(len(centres))
-    mix_ax.bar(positions - width / 2, before, width, label="before")
-    mix_ax.bar(positions + width / 2, after, width, label="after")
-    step = max(1, len(centres) // 12)
-    mix_ax.set_xticks(positions[::step], [f"{c:.0f}" if c < 1000 else f"{c / 1000:.1f}k" for c in centres[::step]])
-    mix_ax.set_xlabel("third-octave band (Hz)")
-    mix_ax.set_ylabel("50/50 mix deficit (dB)")
-    mix_ax.set_title("level lost by a 50/50 dry/wet mix (0 dB = coherent sum)")
-    mix_ax.axhline(0.0, color="k", lw=0.8)
-    mix_ax.grid(True, axis="y", alpha=0.3)
-    mix_ax.legend(loc="lower right")
+    positions = np.arange(len(before["bands_hz"]))
+    for values, name, offset, marker in ((before, "before", -0.2, "s"), (after, "after", 0.2, "o")):
+        deficit = np.array(values["band_deficit_db"], dtype=float)  # None -> NaN: bands without energy
+        bars = bands_ax.bar(positions + offset, deficit, 0.4, alpha=0.5, label=name)
+        # a marker on every value, so a band at 0 dB (a good result) still shows
+        bands_ax.plot(positions + offset, deficit, marker, ms=4, ls="none", color=bars.patches[0].get_facecolor(),
+                      alpha=1.0)
+    bands_ax.set_xticks(positions, before["band_labels"], rotation=90, fontsize=8)
+    bands_ax.set_xlim(-0.7, len(positions) - 0.3)
+    bands_ax.set_xlabel("third-octave band (IEC 61260-1 nominal centre)")
+    bands_ax.set_ylabel("50/50 mix deficit (dB)")
+    bands_ax.set_title("(c) level lost by a 50/50 dry/wet mix, per band (0 dB = coherent sum)")
+    bands_ax.axhline(0.0, color="k", lw=0.8)
+    bands_ax.grid(True, axis="y", alpha=0.3)
+    bands_ax.legend(loc="lower right")
+
+    for values, name in ((before, "before"), (after, "after")):
+        curve = values["mix_ratio_curve"]
+        ratio = 100 * np.array(curve["wet_ratio"])
+        line, = ratio_ax.plot(ratio, curve["mix_deficit_db"], "o-", ms=3, label=f"{name}, overall")
+        ratio_ax.plot(ratio, np.array(curve["worst_band_db"], dtype=float), "--", color=line.get_color(),
+                      label=f"{name}, worst band")
+    ratio_ax.set_xlabel("wet ratio (%)")
+    ratio_ax.set_ylabel("mix deficit (dB)")
+    ratio_ax.set_title("(d) the dry/wet knob: mix deficit at every wet ratio")
+    ratio_ax.grid(True, alpha=0.3)
+    ratio_ax.legend(loc="lower center", fontsize=8)
+
+    impulse_ax.axhline(20 * np.log10(RING_LEVEL), color="k", lw=0.8, ls="--", label="-60 dB (ring time)")
+    impulse_ax.set_ylim(-100, 5)
+    impulse_ax.set_xlim(-1.25 * span, 1.25 * span)
+    impulse_ax.set_xlabel("time (ms; before 0: the anti-causal part)")
+    impulse_ax.set_ylabel("level re peak (dB)")
+    impulse_ax.set_title("(e) the aligning filter's impulse response (bulk delay excluded)")
+    impulse_ax.grid(True, alpha=0.3)
+    impulse_ax.legend(loc="upper right", fontsize=8)
     return figure
 
 

@@ -18,6 +18,7 @@ import soundfile
 from click.testing import CliRunner
 
 from apftools import Alignment, __version__
+from apftools.bands import band_label
 from apftools.cli import main
 from apftools.synthetic import make_pair, pink_noise
 
@@ -138,6 +139,55 @@ def test_summary_on_stdout_progress_on_stderr(happy):
 def test_plot_writes_a_png(happy):
     _, outdir = happy
     assert (outdir / "report.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_the_summary_names_the_worst_band_by_its_nominal_frequency(happy):
+    result, outdir = happy
+    after = json.loads((outdir / "report.json").read_text())["after"]
+    assert after["worst_band"] == band_label(after["worst_band_hz"])
+    assert after["band_labels"] == [band_label(hz) for hz in after["bands_hz"]]
+    line = next(line for line in result.stdout.splitlines() if line.startswith("worst 1/3-octave"))
+    assert line.endswith(f"(at {after['worst_band']})") and after["worst_band"].endswith("Hz")
+
+
+def test_json_prints_the_reports_summary_and_nothing_else(inputs, tmp_path):
+    result = run("align", *inputs, "-o", tmp_path / "out", "--sections", SPEC, "--json")
+    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
+    summary = json.loads(result.stdout)  # the whole of stdout is one JSON document
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert summary == report["summary"]
+    (group,) = summary["groups"]
+    assert group["polarity"] == -1 and group["delay_samples"] == pytest.approx(DELAY, abs=0.25)
+    assert group["delay_ms"] == pytest.approx(1000 * group["delay_samples"] / FS)
+    assert {k: group[k] for k in ("ring_time_ms", "pre_ring_ms", "post_ring_ms")} == {
+        k: report["groups"][0][k] for k in ("ring_time_ms", "pre_ring_ms", "post_ring_ms")}
+    for key in ("mix_deficit_db", "worst_band_db", "worst_band", "phase_error_deg"):
+        assert summary["before"][key] == report["before"][key] and summary["after"][key] == report["after"][key]
+    assert summary["mode"] == "offline" and summary["method"] == "lbfgs" and summary["fs"] == FS
+    assert summary["outputs"] == [str(tmp_path / "out" / name) for name in ("aligned.wav", "model.json", "report.json")]
+    assert "aligning" in result.stderr  # progress stays on stderr
+    quiet = run("align", *inputs, "-o", tmp_path / "quiet", "--sections", SPEC, "--json", "-q")
+    assert json.loads(quiet.stdout)["groups"][0]["delay_samples"] == group["delay_samples"] and quiet.stderr == ""
+    assert_error(run("align", tmp_path / "missing.wav", inputs[1], "-o", tmp_path / "x", "--json"), "missing.wav")
+
+
+def test_the_report_figure_has_its_five_panels_labelled(pair):
+    from apftools import align
+    from apftools.plot import report_figure
+
+    result = align(pair.dry, pair.wet, FS, sections=SPEC)
+    figure = report_figure(result, pair.dry, pair.wet)
+    phase, delay, bands, ratio, impulse = figure.axes
+    assert [ax.get_title()[:3] for ax in figure.axes] == ["(a)", "(b)", "(c)", "(d)", "(e)"]
+    assert (phase.get_ylabel(), delay.get_ylabel(), ratio.get_xlabel()) == (
+        "phase (degrees)", "group delay (ms)", "wet ratio (%)")
+    assert [t.get_text() for t in bands.get_xticklabels()] == result.report["before"]["band_labels"]
+    assert "-60 dB (ring time)" in [t.get_text() for t in impulse.get_legend().get_texts()]
+    assert "largest" in delay.texts[0].get_text()  # the model's largest group delay is marked
+    curve = result.report["after"]["mix_ratio_curve"]
+    x, y = ratio.get_lines()[2].get_data()  # after, overall
+    np.testing.assert_array_equal(x, 100 * np.array(curve["wet_ratio"]))
+    np.testing.assert_array_equal(y, curve["mix_deficit_db"])
 
 
 def test_mix_is_the_weighted_sum_of_aligned_and_wet(happy, inputs):

@@ -7,6 +7,7 @@ import pytest
 import scipy.signal
 
 from apftools import metrics
+from apftools.bands import band_label, nominal_hz, third_octave_centres
 from apftools.errors import ApftoolsTypeError, ApftoolsValueError
 
 FS = 48000
@@ -132,10 +133,14 @@ def test_common_length(noise):
 def test_mix_report(noise, hilbert, monkeypatch):
     monkeypatch.setattr(metrics, "residual_delay_samples", lambda dry, wet, fs: 1.5)  # tested on its own
     report = metrics.mix_report(noise, hilbert, FS)
-    assert list(report) == ["mix_deficit_db", "worst_band_hz", "worst_band_db", "bands_hz", "band_deficit_db",
-                            "phase_error_deg", "esr", "ncc", "coherence", "residual_delay_samples"]
+    assert list(report) == ["mix_deficit_db", "worst_band_hz", "worst_band_db", "worst_band", "bands_hz",
+                            "band_labels", "band_deficit_db", "mix_ratio_curve", "phase_error_deg", "esr", "ncc",
+                            "coherence", "residual_delay_samples"]
     centres, deficits = metrics.band_mix_deficit_db(noise, hilbert, FS)
     assert report.pop("bands_hz") == centres.tolist()
+    assert report.pop("band_labels") == [band_label(c) for c in centres]
+    assert report.pop("worst_band") == band_label(report["worst_band_hz"])
+    assert report.pop("mix_ratio_curve") == metrics.mix_ratio_curve(noise, hilbert, FS)
     np.testing.assert_array_equal(np.array(report.pop("band_deficit_db"), dtype=float), deficits)  # None -> NaN
     assert all(type(value) is float for value in report.values())
     json.dumps(report, allow_nan=False)
@@ -196,3 +201,33 @@ def test_mix_sums_piece_by_piece_are_the_whole_stft_sums():
     d, w = (scipy.signal.stft(x, **kwargs)[2] for x in (dry, g * wet))
     expected = 10 * np.log10(np.sum(np.abs(d + w) ** 2) / np.sum((np.abs(d) + np.abs(w)) ** 2))
     assert metrics.mix_deficit_db(dry, wet, fs) == pytest.approx(expected, abs=1e-12)
+
+
+def test_mix_ratio_curve_hand_values(noise, hilbert):
+    """Identical: 0 dB at every ratio; inverted: 20 log10 |1 - 2r|, the floor at 50%; 90 degrees: 0 dB at the ends."""
+    identical = metrics.mix_ratio_curve(noise, 3 * noise, FS)
+    assert identical["wet_ratio"] == list(metrics.WET_RATIOS)
+    np.testing.assert_allclose(identical["mix_deficit_db"], 0.0, atol=1e-12)
+    np.testing.assert_allclose(identical["worst_band_db"], 0.0, atol=1e-12)
+    inverted = metrics.mix_ratio_curve(noise, -noise, FS, ratios=[0.0, 0.25, 0.5, 0.9, 1.0])
+    np.testing.assert_allclose(inverted["mix_deficit_db"], [0.0, 20 * np.log10(0.5), metrics.MIN_DB,
+                                                            20 * np.log10(0.8), 0.0], atol=1e-9)
+    assert inverted["worst_band_db"][2] == metrics.MIN_DB
+    quadrature = metrics.mix_ratio_curve(noise, hilbert, FS, ratios=[0.0, 0.5, 1.0])["mix_deficit_db"]
+    # |(1 - r) + r e^{-j pi/2}|^2 / ((1 - r) + r)^2 = (1 - r)^2 + r^2: -3.01 dB at 50%
+    assert quadrature == pytest.approx([0.0, DB_90, 0.0], abs=0.05)
+    assert quadrature[1] == metrics.mix_deficit_db(noise, hilbert, FS)
+    with pytest.raises(ApftoolsValueError, match=r"wet ratios in \[0, 1\], got"):
+        metrics.mix_ratio_curve(noise, noise, FS, ratios=[0.5, 1.5])
+
+
+def test_band_labels_are_the_iec_61260_nominal_frequencies():
+    """IEC 61260-1's nominal third-octave mid-band frequencies, 25 Hz to 20 kHz, for the exact base-2 centres."""
+    nominal = [25, 31.5, 40, 50, 63, 80, 100, 125, 160, 200, 250, 315, 400, 500, 630, 800, 1000, 1250, 1600,
+               2000, 2500, 3150, 4000, 5000, 6300, 8000, 10000, 12500, 16000, 20000]
+    centres = 1000.0 * 2.0 ** (np.arange(-16, 14) / 3)  # the exact base-2 centres of those bands
+    assert [nominal_hz(c) for c in centres] == nominal
+    np.testing.assert_allclose(third_octave_centres(96000), centres[:-1])  # 20 kHz's band reaches past 20 kHz
+    assert [band_label(c) for c in centres[[0, 1, 16, 17, 22, 27]]] == [
+        "25 Hz", "31.5 Hz", "1 kHz", "1.25 kHz", "4 kHz", "12.5 kHz"]
+    assert band_label(12699.2) == "12.5 kHz" and band_label(5039.7) == "5 kHz"

@@ -107,7 +107,8 @@ def test_offline_aligns_a_leading_effect_and_causal_mode_stays_causal(leading_pa
 
 
 def _scores(worst, overall, bands):
-    return {"mix_deficit_db": overall, "worst_band_db": worst, "band_deficit_db": bands, "bands_hz": [100.0, 1000.0]}
+    return {"mix_deficit_db": overall, "worst_band_db": worst, "band_deficit_db": bands, "bands_hz": [100.0, 1000.0],
+            "band_labels": ["100 Hz", "1 kHz"]}
 
 
 def test_the_choice_keeps_no_model_that_harms_a_band_silently(monkeypatch):
@@ -145,23 +146,37 @@ def test_polarity_and_quality_do_not_follow_the_seed():
 
 
 def test_the_reported_ringing_is_that_of_the_kept_model(leading_pair):
-    from apftools.align import _ringing
-
-    assert _ringing(ChannelModel(12.0, -1), FS) == {"max_group_delay_ms": 0.0, "ring_time_ms": 0.0}
+    assert ChannelModel(12.0, -1).ringing(FS) == {"max_group_delay_ms": 0.0, "ring_time_ms": 0.0,
+                                                    "pre_ring_ms": 0.0, "post_ring_ms": 0.0}
     dry, wet = leading_pair
     result = align(dry, wet, FS, sections="1w|2x2w")
     group = result.report["groups"][0]
-    assert {k: group[k] for k in ("max_group_delay_ms", "ring_time_ms")} == _ringing(result.models[0], FS)
+    keys = ("max_group_delay_ms", "ring_time_ms", "pre_ring_ms", "post_ring_ms")
+    assert {k: group[k] for k in keys} == result.models[0].ringing(FS)
     assert group["ring_time_ms"] > 0.0  # the lbfgs model is kept here, and it has poles
 
 
-def test_the_ring_time_is_where_the_impulse_response_falls_60_db_below_its_peak():
-    from apftools.align import _ringing
-
+def test_the_ring_times_are_where_the_impulse_response_falls_60_db_below_its_peak():
     # one first-order section with its pole at p: h[0] = -p, h[n] = (1 - p^2) p^(n-1), the peak is p for p > 0.62
     cascade = Cascade("1", FS)
     theta = cascade.theta_from_params([{"fc": 100.0}])
     p = -cascade.sos(theta)[0, 0]
     last = 1 + int(np.floor(np.log(1e-3 * p / (1 - p**2)) / np.log(p)))  # last n with h[n] >= 1e-3 peak
-    for model in (ChannelModel(0.0, 1, cascade, theta), ChannelModel(0.0, 1, None, None, cascade, theta)):
-        assert _ringing(model, FS)["ring_time_ms"] == pytest.approx(1000.0 * (last + 1) / FS)
+    ring_ms = pytest.approx(1000.0 * last / FS)
+    causal, anticausal = ChannelModel(0.0, 1, cascade, theta), ChannelModel(0.0, 1, None, None, cascade, theta)
+    assert causal.ringing(FS)["ring_time_ms"] == causal.ringing(FS)["post_ring_ms"] == ring_ms  # after the impulse
+    assert causal.ringing(FS)["pre_ring_ms"] == 0.0
+    assert anticausal.ringing(FS)["ring_time_ms"] == anticausal.ringing(FS)["pre_ring_ms"] == ring_ms  # before it
+    assert anticausal.ringing(FS)["post_ring_ms"] == 0.0
+
+
+def test_the_impulse_response_spans_both_parts_and_has_the_models_allpass_response():
+    causal, anticausal = Cascade("2w,1", FS), Cascade("2", FS)
+    model = ChannelModel(5.0, -1, causal, causal.init(rng=3), anticausal, anticausal.init(rng=4))
+    times, h = model.impulse_response()
+    assert times[0] < 0 < times[-1] and np.all(np.diff(times) == 1)
+    freqs = np.array([50.0, 400.0, 3000.0, 15000.0])
+    spectrum = np.exp(-2j * np.pi * np.outer(freqs, times) / FS) @ h  # the DTFT, time 0 at times == 0
+    phase, _ = model.allpass_response(freqs)
+    np.testing.assert_allclose(spectrum, np.exp(1j * phase), atol=1e-3)  # allpass, bulk delay and polarity excluded
+    assert ChannelModel(3.0, 1).impulse_response()[1].tolist() == [1.0]

@@ -52,16 +52,20 @@ def _resample(signal, fs_from, fs_to):
 @click.option("--plot", is_flag=True, help="Also write report.png (phase, group delay, mix before/after).")
 @click.option("--mix", "mix_ratio", type=click.FloatRange(0, 1), default=None,
               help="Also write mix.wav: aligned dry and wet mixed at this wet ratio.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the summary as JSON on stdout (report.json's 'summary', the same keys) instead of the "
+                   "human lines; errors still go to stderr with a non-zero exit status.")
 @force_option
 @quiet_option
 @reports_errors
 def align(dry, wet, outdir, sections, causal, method, polish, layers, steps, loss, max_delay_ms, seed, link,
-          resample, plot, mix_ratio, force):
+          resample, plot, mix_ratio, as_json, force):
     """Align DRY with WET; write aligned.wav, model.json and report.json to OUTDIR.
 
     Files of any length: pairs over a minute are analysed on a few loud excerpts
     and aligned.wav and mix.wav are rendered block by block, in bounded memory.
     """
+    import json
     import time
 
     from .. import align as align_signals
@@ -100,8 +104,10 @@ def align(dry, wet, outdir, sections, causal, method, polish, layers, steps, los
                 render_to_file(result, dry_file, folder.path("mix.wav"), wet=wet_source, wet_ratio=mix_ratio,
                                progress=update)
         result.report["seconds"] = time.perf_counter() - started
-        report = dict(result.report, inputs={"dry": os.path.abspath(dry), "wet": os.path.abspath(wet),
-                                             "wet_resampled_from_hz": fs_wet if fs_wet != fs else None},
+        summary = _summary(result, fs, [os.path.join(outdir, name) for name in names], analysis)
+        report = dict(result.report, summary=summary,
+                      inputs={"dry": os.path.abspath(dry), "wet": os.path.abspath(wet),
+                              "wet_resampled_from_hz": fs_wet if fs_wet != fs else None},
                       analysis=dict(analysis.report(fs), excerpt_delays_samples=excerpt_delays),
                       settings={"sections": sections, "causal": causal, "method": method, "polish": polish,
                                 "layers": layer_sizes,
@@ -114,36 +120,67 @@ def align(dry, wet, outdir, sections, causal, method, polish, layers, steps, los
             from ..plot import report_figure, save_figure
 
             save_figure(report_figure(result, analysis.dry, analysis.wet), folder.path("report.png"))
-    _summarise(result, fs, [os.path.join(outdir, name) for name in names], analysis)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    else:
+        _print_summary(summary)
 
 
-def _summarise(result, fs, outputs, analysis):
+#: Keys of report.json's before and after kept in the summary.
+_MIX_KEYS = ("mix_deficit_db", "worst_band_db", "worst_band_hz", "worst_band", "phase_error_deg")
+#: Keys of every channel group's report kept in the summary.
+_GROUP_KEYS = ("channels", "method", "delay_samples", "polarity", "spec", "anticausal_spec", "max_group_delay_ms",
+               "ring_time_ms", "pre_ring_ms", "post_ring_ms")
+
+
+def _summary(result, fs, outputs, analysis):
+    """What the printed summary says, as JSON-ready data (report.json's ``summary``, ``--json``'s output)."""
     report = result.report
-    before, after = report["before"], report["after"]
-    several = report["channels"] > 1
-    for group in report["groups"]:
+    return {
+        "method": result.method,
+        "mode": result.mode,
+        "fs": fs,
+        "channels": report["channels"],
+        "groups": [dict({k: group[k] for k in _GROUP_KEYS}, delay_ms=1000.0 * group["delay_samples"] / fs)
+                   for group in report["groups"]],
+        "before": {k: report["before"][k] for k in _MIX_KEYS},
+        "after": {k: report["after"][k] for k in _MIX_KEYS},
+        "per_channel": report["per_channel"] if report["channels"] > 1 else [],
+        "excerpts": None if analysis.spans is None else len(analysis.spans),
+        "analysed_s": analysis.dry.shape[1] / fs,
+        "warnings": result.warnings,
+        "outputs": outputs,
+        "seconds": report["seconds"],
+    }
+
+
+def _print_summary(summary):
+    before, after = summary["before"], summary["after"]
+    several = summary["channels"] > 1
+    for group in summary["groups"]:
         where = f"{channel_label(group['channels'])}: " if several else ""
         anticausal = f" | anti-causal {group['anticausal_spec']}" if group["anticausal_spec"] else ""
-        echo(f"{where}delay {group['delay_samples']:+.2f} samples ({1000 * group['delay_samples'] / fs:+.3f} ms), "
+        echo(f"{where}delay {group['delay_samples']:+.2f} samples ({group['delay_ms']:+.3f} ms), "
              f"polarity {'inverted' if group['polarity'] < 0 else 'normal'}, "
              f"cascade {group['spec'] or 'none'}{anticausal}")
         kept = f", kept: {group['method']}" if several else ""
+        pre = f", {group['pre_ring_ms']:.0f} ms before it" if group["pre_ring_ms"] else ""
         echo(f"{' ' * len(where)}largest group delay {group['max_group_delay_ms']:.2f} ms, "
-             f"rings {group['ring_time_ms']:.0f} ms (60 dB){kept}")
-    echo(f"model: {result.method} ({result.mode}{': for files, not real time' if result.mode == 'offline' else ''})")
+             f"rings {group['post_ring_ms']:.0f} ms after the impulse{pre} (60 dB){kept}")
+    mode = summary["mode"]
+    echo(f"model: {summary['method']} ({mode}{': for files, not real time' if mode == 'offline' else ''})")
     if several:
-        for row in report["per_channel"]:
+        for row in summary["per_channel"]:
             b, a = row["before"], row["after"]
             echo(f"{channel_label([row['channel']])}: mix {b['mix_deficit_db']:6.2f} -> {a['mix_deficit_db']:6.2f} "
-                 f"dB, worst band {b['worst_band_db']:6.2f} -> {a['worst_band_db']:6.2f} dB "
-                 f"(at {a['worst_band_hz']:.0f} Hz)")
+                 f"dB, worst band {b['worst_band_db']:6.2f} -> {a['worst_band_db']:6.2f} dB (at {a['worst_band']})")
     echo(f"50/50 mix deficit  {before['mix_deficit_db']:7.2f} dB -> {after['mix_deficit_db']:7.2f} dB")
     echo(f"worst 1/3-octave   {before['worst_band_db']:7.2f} dB -> {after['worst_band_db']:7.2f} dB "
-         f"(at {after['worst_band_hz']:.0f} Hz)")
+         f"(at {after['worst_band']})")
     echo(f"phase error        {before['phase_error_deg']:7.1f} deg -> {after['phase_error_deg']:7.1f} deg")
-    if analysis.spans is not None:
-        echo(f"analysed {len(analysis.spans)} excerpt(s), {analysis.dry.shape[1] / fs:.0f} s of the file; "
+    if summary["excerpts"] is not None:
+        echo(f"analysed {summary['excerpts']} excerpt(s), {summary['analysed_s']:.0f} s of the file; "
              "metrics are over the excerpts")
-    for warning in result.warnings:
+    for warning in summary["warnings"]:
         echo(f"warning: {warning}")
-    echo(f"wrote {', '.join(outputs)} in {report['seconds']:.1f} s")
+    echo(f"wrote {', '.join(summary['outputs'])} in {summary['seconds']:.1f} s")

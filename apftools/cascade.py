@@ -304,7 +304,10 @@ class Cascade:
         return self.process(theta, impulse)
 
     def impulse_response_length(self, theta, tol=1e-9):
-        """Samples until the impulse response decays below ``tol`` (see :func:`~apftools.structures.impulse_response_length`)."""
+        """Samples until the impulse response decays below ``tol``.
+
+        See :func:`~apftools.structures.impulse_response_length`.
+        """
         decay = st.impulse_response_length(float(np.max(self.pole_radius(theta))), self.n_sections, tol)
         # plus the delay of the numerators, z^-(order M) per section when its poles sit at 0
         return decay + sum(k.order * k.stretch for k in self.kinds)
@@ -436,7 +439,7 @@ class ResponseGrid:
         return self.from_sos(self.cascade._sos_values(np.asarray(theta, dtype=float)))
 
     def from_sos(self, sos, d_sos=None, phase=True, delay=True):
-        """:meth:`__call__` from the coefficients (and with ``d_sos``, their derivatives) of :meth:`Cascade.sos_jacobian`.
+        """:meth:`__call__` from the coefficients (with ``d_sos``, their derivatives) of :meth:`Cascade.sos_jacobian`.
 
         ``phase=False`` or ``delay=False`` skips that half (None in its places).
         """

@@ -52,7 +52,7 @@ import scipy.signal
 from autograd.extend import defvjp_argnums, primitive
 from autograd.tracer import getval, isbox
 
-from ._validate import validate_sos, validate_signal
+from ._validate import validate_sos
 from .errors import ApftoolsTypeError, ApftoolsValueError
 
 

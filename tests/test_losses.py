@@ -185,6 +185,7 @@ def test_bad_arguments_are_refused():
         stft_sum(t, t, -1.0)
     with pytest.raises(ApftoolsValueError, match="at least one sample"):
         stft_sum(np.zeros(0), np.zeros(0), FS)
-    with pytest.raises(ApftoolsValueError, match=r"frames_s must hold at least one frame duration in seconds, got \(\)"):
+    with pytest.raises(ApftoolsValueError, match=r"frames_s must hold at least one frame duration in seconds, "
+                                                 r"got \(\)"):
         mr_stft_sum(t, t, FS, frames_s=())
 

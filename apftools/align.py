@@ -31,6 +31,7 @@ import numpy as np
 
 from . import fit as fitting
 from . import metrics
+from . import structures as st
 from ._threads import blas_single_thread
 from .bands import audio_band
 from ._validate import channel_layout, validate_fs, validate_positive
@@ -140,6 +141,18 @@ def split_spec(sections, causal):
     return causal_spec.strip(), (anticausal_spec.strip() or None) if bar else None
 
 
+def check_spec(sections, causal):
+    """Raise :class:`~apftools.errors.ApftoolsValueError` unless ``sections`` is a well-formed spec for the mode.
+
+    The syntax and the counts only (:func:`split_spec`,
+    :func:`~apftools.structures.parse_spec`); whether a sample rate leaves
+    room for every section is checked when the cascade is built.
+    """
+    for part in split_spec(sections, causal):
+        if part is not None and part != "auto":
+            st.parse_spec(part, st.STRETCH_MIN_RATE_HZ)  # any rate: only the default stretch depends on it
+
+
 def _select_order(grid, anticausal, min_delay, n_starts, rng, notes):
     """Grow the causal cascade along AUTO_SPECS while the held-out phase loss improves by 2% or more.
 
@@ -186,7 +199,7 @@ def _fit_group(dry, wet, fs, settings, rng, progress):
     if estimate.ambiguous:
         warnings.append(
             f"the bulk delay estimate ({estimate.delay_samples:.2f} samples) is ambiguous "
-            f"(peak prominence {estimate.confidence:.2f}); check --max-delay-ms or the material")
+            f"(peak prominence {estimate.confidence:.2f}); check max_delay_s (--max-delay-ms) or the material")
     progress(0.1, "delay")
     shifted = estimate.polarity * apply_delay(dry, estimate.delay_samples)
     report["coherence"], report["phase_drift_deg"], more = _group_warnings(shifted, wet, fs)

@@ -23,8 +23,8 @@ every other fitter: any finite weights give a stable cascade.
 
 References
 ----------
-G. Bargum, S. Serafin, C. Erkut, J. D. Parker, "Differentiable allpass filters
-for phase response estimation and automatic signal alignment", Proc. DAFx 2023.
+A. R. Bargum, S. Serafin, C. Erkut, J. D. Parker, "Differentiable all-pass
+filters for phase response estimation and automatic signal alignment", Proc. DAFx 2023.
 G. Pepe, L. Gabrielli, S. Squartini, L. Cattani, "Deep optimization of
 parametric IIR filters for audio equalization", IEEE/ACM TASLP 30, 2022.
 V. Sitzmann, J. Martel, A. Bergman, D. Lindell, G. Wetzstein, "Implicit neural
@@ -290,8 +290,9 @@ def train_biasnet(cascade, dry, wet, fs, *, loss="mse", layer_sizes=PAPER_LAYER_
     :func:`apftools.sosfilt` and :func:`backprop`.  The cascade starts
     filtering before the segment, as long as its impulse response needs to
     decay below :data:`apftools.fit.WARMUP_TOL` (at most
-    :data:`apftools.fit.MAX_WARMUP_S`), and that warm-up is left out of the loss, so the segment sees the filter state the
-    whole signal would give it (the research code restarted from zero state).
+    :data:`apftools.fit.MAX_WARMUP_S`), and that warm-up is left out of the
+    loss, so the segment sees the filter state the whole signal would give
+    it (the research code restarted from zero state).
 
     A held-out window, the loudest ``held_out_s`` seconds of the wet
     (:func:`apftools.fit.loudest_segment`), is never trained on.  Its loss,

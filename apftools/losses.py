@@ -293,8 +293,9 @@ def stft_sum(y, target, fs, *, frame_s=0.0427, band_hz=(20.0, 20000.0)):
 
     References
     ----------
-    G. Bargum, S. Serafin and C. Erkut, "Differentiable allpass filters for
-    phase response estimation and automatic signal alignment", Proc. DAFx 2023.
+    A. R. Bargum, S. Serafin, C. Erkut and J. D. Parker, "Differentiable
+    all-pass filters for phase response estimation and automatic signal
+    alignment", Proc. DAFx 2023.
 
     Examples
     --------

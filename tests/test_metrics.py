@@ -155,7 +155,6 @@ def test_mix_report(noise, hilbert, monkeypatch):
 
 
 def test_residual_delay(noise):
-    pytest.importorskip("apftools.delay")
     wet = np.concatenate([np.zeros(3), noise[:-3]])
     assert metrics.residual_delay_samples(noise, wet, FS) == pytest.approx(3.0, abs=0.1)
 

@@ -36,7 +36,8 @@ def _resample(signal, fs_from, fs_to):
               help="Fitter: L-BFGS from many starts, or the BiasNet network of Bargum et al. (slower).")
 @click.option("--polish", is_flag=True, help="With --method biasnet, refine the network's result with L-BFGS.")
 @click.option("--layers", default="1024,512,256,128", show_default=True,
-              help="With --method biasnet: hidden layer sizes per section (the paper's by default).")
+              help="With --method biasnet: the input and hidden layer sizes of each section's network (the "
+                   "paper's by default; the output layer is added).")
 @click.option("--steps", default=1000, show_default=True, type=click.IntRange(min=1),
               help="With --method biasnet: most Adam steps (early stopping may end sooner).")
 @click.option("--loss", default="mse", show_default=True,
@@ -69,6 +70,8 @@ def align(dry, wet, outdir, sections, causal, method, polish, layers, steps, los
     import time
 
     from .. import align as align_signals
+    from ..align import check_spec
+    from ..errors import ApftoolsValueError
     from ..excerpts import delay_drift, read_for_analysis
     from ..io import AudioReader, OutputFolder, write_json
     from ..render import ArrayReader, render_to_file
@@ -79,6 +82,10 @@ def align(dry, wet, outdir, sections, causal, method, polish, layers, steps, los
     except ValueError:
         raise click.BadParameter(f"expected comma-separated integers such as 64,64, got {layers!r}",
                                  param_hint="--layers") from None
+    try:  # a usage error (exit status 2) before anything is read; rate-dependent limits are checked later
+        check_spec(sections, causal)
+    except ApftoolsValueError as error:
+        raise click.BadParameter(str(error), param_hint="--sections") from None
     names = ["aligned.wav", "model.json", "report.json"] + ["report.png"] * plot + ["mix.wav"] * (mix_ratio is not None)
     # checked and staged before any audio is read: a bad location fails at once, and the run's outputs
     # replace the folder's earlier contents together or not at all

@@ -26,6 +26,7 @@ response estimation and automatic signal alignment", DAFx 2023.
 """
 
 import time
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -188,10 +189,26 @@ def _group_warnings(shifted, wet, fs):
     return coherence, drift, warnings
 
 
+@dataclass(frozen=True)
+class _Settings:
+    """The options of one :func:`align` call that every channel group's fit reads (validated by :func:`align`)."""
+
+    specs: tuple
+    method: str
+    causal: bool
+    loss: str
+    max_delay_s: float
+    n_starts: int
+    max_iter: int
+    segment_s: float
+    polish: bool
+    biasnet: dict = field(default_factory=dict)
+
+
 def _fit_group(dry, wet, fs, settings, rng, progress):
     """Delay, polarity and cascades for one group of channels; returns (model, report entries)."""
     report = {}
-    estimate = estimate_delay(dry, wet, fs, settings["max_delay_s"])
+    estimate = estimate_delay(dry, wet, fs, settings.max_delay_s)
     report["bulk_delay_samples"] = float(estimate.delay_samples)
     report["bulk_polarity"] = int(estimate.polarity)
     report["delay_confidence"] = float(estimate.confidence)
@@ -206,46 +223,46 @@ def _fit_group(dry, wet, fs, settings, rng, progress):
     report["warnings"] = warnings + more
     grid = log_grid(transfer_function(shifted, wet, fs))
     progress(0.15, "response")
-    causal_spec, anticausal_spec = settings["specs"]
-    anticausal = Cascade(anticausal_spec, fs) if anticausal_spec and settings["method"] == "lbfgs" else None
+    causal_spec, anticausal_spec = settings.specs
+    anticausal = Cascade(anticausal_spec, fs) if anticausal_spec and settings.method == "lbfgs" else None
     # causal mode: the total delay stays >= 0 (an advance needs the future)
-    min_delay = -estimate.delay_samples if settings["causal"] else None
+    min_delay = -estimate.delay_samples if settings.causal else None
     if causal_spec == "auto":
         report["order_selection"] = []
-        causal_spec = _select_order(grid, anticausal, min_delay, max(4, settings["n_starts"] // 2), rng,
+        causal_spec = _select_order(grid, anticausal, min_delay, max(4, settings.n_starts // 2), rng,
                                     report["order_selection"])
     cascade = Cascade(causal_spec, fs)
     # stage 1 settles the residual delay and the polarity for either method: no allpass can undo
     # a wrong polarity or a bulk delay estimated too long (GCC-PHAT includes the cascade's own delay)
     stage1 = fitting.fit_frequency(cascade, grid, anticausal=anticausal, min_delay_samples=min_delay,
-                                   n_starts=settings["n_starts"], rng=rng)
+                                   n_starts=settings.n_starts, rng=rng)
     polarity = estimate.polarity * stage1.polarity
     delay = estimate.delay_samples + stage1.delay_samples
     theta = stage1.theta
     report["frequency_fit"] = {"phase_loss": stage1.loss, "shape_losses": stage1.shape_losses}
     progress(0.5, "phase fit")
-    if settings["method"] == "biasnet":  # the network starts afresh; only stage 1's delay and polarity are kept
-        from .biasnet import train_biasnet  # numba's import, only when needed
+    if settings.method == "biasnet":  # the network starts afresh; only stage 1's delay and polarity are kept
+        from .biasnet import MAX_STEPS, train_biasnet  # numba's import, only when needed
 
         aligned = polarity * apply_delay(dry, delay)
         seconds = dry.shape[-1] / fs
-        options = {"held_out_s": min(1.0, seconds / 4), "segment_s": min(0.5, seconds / 4), **settings["biasnet"]}
-        steps = options.get("max_steps", train_biasnet.__kwdefaults__["max_steps"])
+        options = {"held_out_s": min(1.0, seconds / 4), "segment_s": min(0.5, seconds / 4), **settings.biasnet}
+        steps = options.get("max_steps", MAX_STEPS)
 
         def on_step(step, value):
             progress(0.5 + 0.4 * step / steps, f"biasnet {value:.3g}")
 
-        trained = train_biasnet(cascade, aligned, wet, fs, loss=settings["loss"], rng=rng, callback=on_step,
+        trained = train_biasnet(cascade, aligned, wet, fs, loss=settings.loss, rng=rng, callback=on_step,
                                 **options)
         theta = trained.theta
         report["biasnet"] = {"held_out_loss": trained.loss, "steps": trained.steps, "seconds": trained.seconds,
-                             "network_params": trained.network_params_count,
+                             "network_weights": trained.network_weights_count,
                              "held_out_history": trained.held_out_history}
-        if settings["polish"]:
-            stage2 = fitting.fit_time(cascade, theta, aligned, wet, fs, loss=settings["loss"],
-                                      max_iter=settings["max_iter"], segment_s=settings["segment_s"])
+        if settings.polish:
+            stage2 = fitting.fit_time(cascade, theta, aligned, wet, fs, loss=settings.loss,
+                                      max_iter=settings.max_iter, segment_s=settings.segment_s)
             theta = stage2.theta
-            report["time_fit"] = {"loss": settings["loss"], "history": stage2.history,
+            report["time_fit"] = {"loss": settings.loss, "history": stage2.history,
                                   "segment_samples": list(stage2.segment)}
     model = ChannelModel(delay, polarity, cascade, theta, anticausal, stage1.anticausal_theta)
     report.update(delay_samples=float(delay), polarity=int(polarity), spec=cascade.spec,
@@ -381,9 +398,8 @@ def align(dry, wet, fs, *, sections=None, causal=False, method="lbfgs", loss="ms
         raise ApftoolsValueError(f"max_delay_s={max_delay_s!r} exceeds {MAX_DELAY_S:g} s, "
                                  "the longest delay a model holds")
     label = "biasnet+lbfgs" if method == "biasnet" and polish else method
-    settings = {"method": method, "loss": loss, "max_delay_s": max_delay_s, "n_starts": n_starts, "causal": causal,
-                "max_iter": max_iter, "segment_s": segment_s, "polish": polish, "biasnet": dict(biasnet or {}),
-                "specs": specs}
+    settings = _Settings(specs, method, causal, loss, max_delay_s, n_starts, max_iter, segment_s, polish,
+                         dict(biasnet or {}))
     n, n_dry, n_wet = dry2.shape[-1], np.shape(dry)[-1], np.shape(wet)[-1]
     warnings = []
     if n_wet < n_dry:

@@ -46,15 +46,14 @@ from ._threads import blas_single_thread
 from ._validate import validate_positive, validate_signal
 from .cascade import Cascade
 from .errors import ApftoolsTypeError, ApftoolsValueError
-from .fit import loudest_segment, segment_loss
-from .losses import get_loss
+from .losses import get_loss, loudest_segment, segment_loss
 
 #: Layer sizes of each per-section network in the paper: the learnable input, then the sine layers.
 PAPER_LAYER_SIZES = (1024, 512, 256, 128)
 
 
 # ---------------------------------------------------------------------------------------------- the network
-def init_params(layer_sizes, rng=None):
+def init_weights(layer_sizes, rng=None):
     r"""Random parameters of one network, as a pytree.
 
     Parameters
@@ -91,32 +90,32 @@ def init_params(layer_sizes, rng=None):
     return {"input": rng.uniform(0.0, 1.0, sizes[0]), "layers": layers}
 
 
-def _hidden(params):
+def _hidden(weights):
     """Inputs of every layer: ``[h_0, h_1, ..., h_{L-1}]`` and the pre-activations ``a_l`` of the sine layers."""
-    h = [np.asarray(params["input"], dtype=float)]
+    h = [np.asarray(weights["input"], dtype=float)]
     a = []
-    for w, b in params["layers"][:-1]:
+    for w, b in weights["layers"][:-1]:
         a.append(h[-1] @ w + b)
         h.append(np.sin(a[-1]))
     return h, a
 
 
 @primitive
-def preactivation(params):
+def preactivation(weights):
     r"""The network's last pre-activation :math:`z` (before tanh), shape (n_output,).
 
-    Differentiable with autograd in ``params`` (a pytree from
-    :func:`init_params`).  One autograd primitive with a hand-written
+    Differentiable with autograd in ``weights`` (a pytree from
+    :func:`init_weights`).  One autograd primitive with a hand-written
     backpropagation (:func:`backprop`): tracing the pytree op by op would make
     autograd build a zero cotangent of every weight at every indexing.
     """
-    h, _ = _hidden(params)
-    w, b = params["layers"][-1]
+    h, _ = _hidden(weights)
+    w, b = weights["layers"][-1]
     return h[-1] @ w + b
 
 
-def backprop(params, g):
-    r"""Cotangent of ``params`` for the cotangent ``g`` of :func:`preactivation`: the vector-Jacobian product.
+def backprop(weights, g):
+    r"""Cotangent of ``weights`` for the cotangent ``g`` of :func:`preactivation`: the vector-Jacobian product.
 
     With :math:`\delta_L = g` and, going down,
     :math:`\delta_l = (W_{l+1} \delta_{l+1}) \odot \cos a_l`:
@@ -127,13 +126,13 @@ def backprop(params, g):
     Returns
     -------
     dict
-        Same structure as ``params``.
+        Same structure as ``weights``.
     """
-    h, a = _hidden(params)
+    h, a = _hidden(weights)
     delta = np.asarray(g, dtype=float)
     grads = []
-    for layer in range(len(params["layers"]) - 1, -1, -1):
-        w, _ = params["layers"][layer]
+    for layer in range(len(weights["layers"]) - 1, -1, -1):
+        w, _ = weights["layers"][layer]
         grads.append((np.outer(h[layer], delta), delta))
         delta = w @ delta
         if layer > 0:
@@ -141,20 +140,20 @@ def backprop(params, g):
     return {"input": delta, "layers": grads[::-1]}
 
 
-defvjp(preactivation, lambda ans, params: lambda g: backprop(params, g))
+defvjp(preactivation, lambda ans, weights: lambda g: backprop(weights, g))
 
 
-def forward(params):
+def forward(weights):
     r"""The network's outputs :math:`\tanh z` in (-1, 1), the normalised parameters (autograd-differentiable)."""
-    return anp.tanh(preactivation(params))
+    return anp.tanh(preactivation(weights))
 
 
-def count_params(tree):
+def count_weights(tree):
     """Number of scalar parameters in a pytree of arrays (dicts, lists, tuples)."""
     if isinstance(tree, dict):
-        return sum(count_params(v) for v in tree.values())
+        return sum(count_weights(v) for v in tree.values())
     if isinstance(tree, (list, tuple)):
-        return sum(count_params(v) for v in tree)
+        return sum(count_weights(v) for v in tree)
     return int(np.size(tree))
 
 
@@ -179,7 +178,7 @@ def init_networks(cascade, layer_sizes=PAPER_LAYER_SIZES, *, shared=False, rng=N
     sizes = _layer_sizes(layer_sizes, "layer_sizes", minimum=1)
     rng = np.random.default_rng(rng)
     outputs = [cascade.n_params] if shared else [len(kind.param_names) for kind in cascade.kinds]
-    return [init_params(sizes + (n,), rng) for n in outputs]
+    return [init_weights(sizes + (n,), rng) for n in outputs]
 
 
 def cascade_theta(networks):
@@ -206,7 +205,7 @@ class BiasNetFit:
         Steps run (fewer than ``max_steps`` after early stopping).
     seconds : float
         Wall time of the training.
-    network_params_count : int
+    network_weights_count : int
         Trainable parameters of all networks.
     """
 
@@ -216,7 +215,7 @@ class BiasNetFit:
     held_out_history: list
     steps: int
     seconds: float
-    network_params_count: int
+    network_weights_count: int
 
 
 class _Adam:
@@ -279,8 +278,12 @@ def _outside_objective(cascade, loss_fn, dry, wet, fs, held_out):
     return lambda t: loss_fn(outside(cascade.process(t, dry)), target, fs)
 
 
+#: Most Adam steps of :func:`train_biasnet` by default (early stopping may end sooner).
+MAX_STEPS = 1000
+
+
 def train_biasnet(cascade, dry, wet, fs, *, loss="mse", layer_sizes=PAPER_LAYER_SIZES, shared=False,
-                  learning_rate=1e-5, max_steps=1000, segment_s=0.5, held_out_s=1.0, eval_every=25, patience=250,
+                  learning_rate=1e-5, max_steps=MAX_STEPS, segment_s=0.5, held_out_s=1.0, eval_every=25, patience=250,
                   max_seconds=None, rng=None, callback=None):
     r"""Fit ``cascade`` to a dry/wet pair by training BiasNet with Adam.
 
@@ -289,13 +292,13 @@ def train_biasnet(cascade, dry, wet, fs, *, loss="mse", layer_sizes=PAPER_LAYER_
     loss against ``wet``, with exact gradients through
     :func:`apftools.sosfilt` and :func:`backprop`.  The cascade starts
     filtering before the segment, as long as its impulse response needs to
-    decay below :data:`apftools.fit.WARMUP_TOL` (at most
-    :data:`apftools.fit.MAX_WARMUP_S`), and that warm-up is left out of the
+    decay below :data:`apftools.losses.WARMUP_TOL` (at most
+    :data:`apftools.losses.MAX_WARMUP_S`), and that warm-up is left out of the
     loss, so the segment sees the filter state the whole signal would give
     it (the research code restarted from zero state).
 
     A held-out window, the loudest ``held_out_s`` seconds of the wet
-    (:func:`apftools.fit.loudest_segment`), is never trained on.  Its loss,
+    (:func:`apftools.losses.loudest_segment`), is never trained on.  Its loss,
     warmed up the same way and evaluated every ``eval_every`` steps, picks
     the returned ``theta`` and stops the training after ``patience`` steps
     without improvement.
@@ -352,7 +355,7 @@ def train_biasnet(cascade, dry, wet, fs, *, loss="mse", layer_sizes=PAPER_LAYER_
     >>> pair = make_pair("1x2w", fs=24000, seconds=1.0, delay_samples=0.0, polarity=1, rng=0)
     >>> fit = train_biasnet(pair.cascade, pair.dry, pair.wet, 24000, layer_sizes=(32, 32),
     ...                     learning_rate=1e-3, max_steps=20, segment_s=0.1, held_out_s=0.25, rng=0)
-    >>> fit.steps, fit.theta.shape, fit.network_params_count
+    >>> fit.steps, fit.theta.shape, fit.network_weights_count
     (20, (3,), 1187)
     """
     start_time = time.perf_counter()
@@ -418,7 +421,7 @@ def train_biasnet(cascade, dry, wet, fs, *, loss="mse", layer_sizes=PAPER_LAYER_
             if out_of_time:
                 break
     return BiasNetFit(best_theta, best_loss, history, held_out_history, step, time.perf_counter() - start_time,
-                      count_params(networks))
+                      count_weights(networks))
 
 
 # ---------------------------------------------------------------------------------------------- validation

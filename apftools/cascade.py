@@ -323,7 +323,11 @@ class Cascade:
 
     # ------------------------------------------------------------------ responses
     def freqz(self, theta, freqs_hz):
-        r"""Complex frequency response at ``freqs_hz`` (Hz, within [0, fs/2]), closed form.
+        r"""``(freqs_hz, h)``: the complex frequency response at ``freqs_hz`` (Hz, within [0, fs/2]), closed form.
+
+        Like :func:`scipy.signal.freqz` with ``worN=freqs_hz`` and ``fs``, it
+        returns the frequencies with the response; ``h`` is differentiable in
+        ``theta``.
 
         .. math:: H(e^{j\omega}) = \prod_s \frac{B_s(e^{j M_s \omega})}{A_s(e^{j M_s \omega})}
                   = e^{j \varphi(\omega)}, \qquad \omega = 2 \pi f / f_s,
@@ -333,7 +337,7 @@ class Cascade:
         rounding even where :math:`|A_s|` is tiny (poles near the circle), where
         evaluating the two polynomials separately loses up to 1e-8.
         """
-        return anp.exp(1j * self.phase(theta, freqs_hz))
+        return np.asarray(freqs_hz, dtype=float), anp.exp(1j * self.phase(theta, freqs_hz))
 
     def phase(self, theta, freqs_hz):
         """Unwrapped phase in radians at ``freqs_hz``, 0 at DC (:class:`ResponseGrid`); differentiable in theta."""

@@ -38,7 +38,7 @@ from autograd import value_and_grad
 from . import structures as st
 from .cascade import Cascade, ResponseGrid
 from .errors import ApftoolsValueError
-from .losses import get_loss
+from .losses import get_loss, loudest_segment, segment_loss
 
 
 @dataclass
@@ -381,37 +381,6 @@ class TimeFit:
     loss: float
     history: list
     segment: tuple
-
-
-def loudest_segment(x, fs, seconds):
-    """(start, stop) sample indices of the loudest ``seconds`` of ``x`` (windows hop by a quarter)."""
-    n = x.shape[-1]
-    length = min(n, max(1, int(round(seconds * fs))))
-    if length == n:
-        return 0, n
-    hop = max(1, length // 4)
-    energy = np.cumsum(np.r_[0.0, np.sum(np.reshape(x, (-1, n)) ** 2, axis=0)])
-    starts = np.arange(0, n - length + 1, hop)
-    start = int(starts[np.argmax(energy[starts + length] - energy[starts])])
-    return start, start + length
-
-
-#: Warm-up before a loss segment: until the impulse response decays below WARMUP_TOL, at most MAX_WARMUP_S.
-WARMUP_TOL = 1e-3
-MAX_WARMUP_S = 1.0
-
-
-def segment_loss(cascade, loss_fn, dry, wet, fs, window, theta):
-    """The loss on the wet's ``window = (start, stop)`` as a function of theta, the filter state warmed up.
-
-    Filtering starts ``min(start, impulse-response length of theta to WARMUP_TOL, MAX_WARMUP_S)``
-    samples early, and the loss leaves that warm-up out, so a segment is not
-    judged on a filter restarted from rest (the research code's bug).
-    """
-    start, stop = window
-    warm = min(start, cascade.impulse_response_length(theta, tol=WARMUP_TOL), int(MAX_WARMUP_S * fs))
-    x, target = dry[..., start - warm:stop], wet[..., start:stop]
-    return lambda t: loss_fn(cascade.process(t, x)[..., warm:], target, fs)
 
 
 def fit_time(cascade, theta, dry, wet, fs, *, loss="mse", max_iter=60, segment_s=4.0, callback=None):

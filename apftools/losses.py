@@ -14,6 +14,10 @@ a fused per-bin loss (together about 2x faster than the same loss traced by auto
 
 Squared quantities under square roots and in denominators get ``1e-12``
 added, so every loss and its gradient is finite at zero.
+
+The audio fitters (stage 2, :func:`apftools.fit.fit_time`, and BiasNet) take
+these losses on segments: :func:`loudest_segment` picks one,
+:func:`segment_loss` evaluates a loss there with the filter state warmed up.
 """
 
 import numbers
@@ -90,10 +94,10 @@ def esr(y, target):
     return mse(y, target) * np.size(target) / (anp.sum(target * target) + _EPS)
 
 
-def ncc(y, target):
-    r"""One minus the normalised cross-correlation at lag 0.
+def ncc_loss(y, target):
+    r"""One minus the normalised cross-correlation at lag 0 (the loss named ``"ncc"``).
 
-    .. math:: \mathrm{NCC} = 1 - \frac{\sum_n y[n]\, t[n]}
+    .. math:: L_{\mathrm{NCC}} = 1 - \frac{\sum_n y[n]\, t[n]}
               {\sqrt{\sum_n y[n]^2 \sum_n t[n]^2 + \epsilon}},
               \qquad \epsilon = 10^{-12}
 
@@ -139,7 +143,7 @@ def stft_frame_length(fs, frame_s):
         raise ApftoolsTypeError(f"frame_s must be a real number of seconds, got {frame_s!r}")
     if not np.isfinite(frame_s) or frame_s <= 0:
         raise ApftoolsValueError(f"frame_s must be a positive finite duration in seconds, got {frame_s!r}")
-    return frame_length(frame_s, fs)
+    return frame_length(fs, frame_s)
 
 
 class _StftPlan(NamedTuple):
@@ -351,7 +355,7 @@ def _ignoring_fs(loss):
 LOSSES = {
     "mse": _ignoring_fs(mse),
     "esr": _ignoring_fs(esr),
-    "ncc": _ignoring_fs(ncc),
+    "ncc": _ignoring_fs(ncc_loss),
     "stft_sum": stft_sum,
     "mr_stft_sum": mr_stft_sum,
 }
@@ -373,3 +377,37 @@ def get_loss(name):
     if name not in LOSSES:
         raise ApftoolsValueError(f"unknown loss {name!r}; expected one of {', '.join(LOSSES)}")
     return LOSSES[name]
+
+
+# ------------------------------------------------------------------ segments of audio
+
+
+def loudest_segment(x, fs, seconds):
+    """(start, stop) sample indices of the loudest ``seconds`` of ``x`` (windows hop by a quarter)."""
+    n = x.shape[-1]
+    length = min(n, max(1, int(round(seconds * fs))))
+    if length == n:
+        return 0, n
+    hop = max(1, length // 4)
+    energy = np.cumsum(np.r_[0.0, np.sum(np.reshape(x, (-1, n)) ** 2, axis=0)])
+    starts = np.arange(0, n - length + 1, hop)
+    start = int(starts[np.argmax(energy[starts + length] - energy[starts])])
+    return start, start + length
+
+
+#: Warm-up before a loss segment: until the impulse response decays below WARMUP_TOL, at most MAX_WARMUP_S.
+WARMUP_TOL = 1e-3
+MAX_WARMUP_S = 1.0
+
+
+def segment_loss(cascade, loss_fn, dry, wet, fs, window, theta):
+    """The loss on the wet's ``window = (start, stop)`` as a function of theta, the filter state warmed up.
+
+    Filtering starts ``min(start, impulse-response length of theta to WARMUP_TOL, MAX_WARMUP_S)``
+    samples early, and the loss leaves that warm-up out, so a segment is not
+    judged on a filter restarted from rest (the research code's bug).
+    """
+    start, stop = window
+    warm = min(start, cascade.impulse_response_length(theta, tol=WARMUP_TOL), int(MAX_WARMUP_S * fs))
+    x, target = dry[..., start - warm:stop], wet[..., start:stop]
+    return lambda t: loss_fn(cascade.process(t, x)[..., warm:], target, fs)

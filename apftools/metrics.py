@@ -15,7 +15,7 @@ with :math:`D, W` the STFTs of dry and wet (channels :math:`c`, frequencies
 90 degrees off everywhere, and :math:`-\infty` (floored at :data:`MIN_DB`) when
 it cancels the dry.  The triangle inequality keeps :math:`\Delta \le 0`.
 
-STFT and Welch spectra use a Hann window of :func:`frame_length` samples
+STFT and Welch spectra use a Hann window of :func:`metric_nperseg` samples
 (2048 at 48 kHz, about 43 ms at any rate); channels are summed, so a stereo
 pair gets one number.
 
@@ -29,7 +29,7 @@ import scipy.signal
 from . import bands
 from ._validate import validate_fs, validate_pair
 from .errors import ApftoolsValueError
-from .response import frame_chunks, frame_length as _frame_length, transfer_function
+from .response import frame_chunks, frame_length, transfer_function
 
 MIN_DB = -120.0
 """Floor of every dB value here (stands in for :math:`-\\infty`, perfect cancellation)."""
@@ -46,8 +46,8 @@ def _db(ratio):
     return 10.0 * np.log10(np.maximum(ratio, 10.0 ** (MIN_DB / 10.0)))
 
 
-def frame_length(fs, n_samples):
-    """STFT/Welch frame length: the power of two nearest 0.043 fs (2048 at 48 kHz), at most ``n_samples``.
+def metric_nperseg(fs, n_samples):
+    """The metrics' STFT/Welch frame length: the power of two nearest 0.043 fs (2048 at 48 kHz), at most ``n_samples``.
 
     Raises
     ------
@@ -57,7 +57,7 @@ def frame_length(fs, n_samples):
     if n_samples < MIN_SAMPLES:
         raise ApftoolsValueError(
             f"signals of {n_samples} samples are too short for spectral metrics; at least {MIN_SAMPLES} are needed")
-    return _frame_length(0.043, fs, n_samples)
+    return frame_length(fs, 0.043, n_samples)
 
 
 def level_match_gain(dry, wet):
@@ -82,7 +82,18 @@ def level_match_gain(dry, wet):
     >>> level_match_gain([1.0, -1.0], [0.5, -0.5])
     2.0
     """
-    dry, wet = validate_pair(dry, wet)
+    return _gain(*validate_pair(dry, wet))
+
+
+def _checked(dry, wet, fs):
+    """The public functions' one validation: ``(dry, wet, fs)`` as float64 ``(channels, samples)`` and Hz.
+
+    The private bodies below take what this returns and check nothing.
+    """
+    return (*validate_pair(dry, wet), validate_fs(fs))
+
+
+def _gain(dry, wet):
     return float(np.sqrt(np.sum(dry**2) / np.sum(wet**2)))
 
 
@@ -94,10 +105,8 @@ def _mix_sums(dry, wet, fs):
     over channels and frames (:func:`_at_ratio`).  Only whole frames are used
     (Hann, 75% overlap, no zero-padded edges), so every frame tapers to zero.
     """
-    fs = validate_fs(fs)
-    dry, wet = validate_pair(dry, wet)
-    wet = level_match_gain(dry, wet) * wet
-    nperseg = frame_length(fs, dry.shape[1])
+    wet = _gain(dry, wet) * wet
+    nperseg = metric_nperseg(fs, dry.shape[1])
     hop = nperseg // 4
     kwargs = {"fs": fs, "window": "hann", "nperseg": nperseg, "noverlap": nperseg - hop,
               "boundary": None, "padded": False}
@@ -160,7 +169,7 @@ def mix_deficit_db(dry, wet, fs):
     >>> round(mix_deficit_db(x, 0.5 * x, fs=48000), 6)
     0.0
     """
-    _, sums = _mix_sums(dry, wet, fs)
+    _, sums = _mix_sums(*_checked(dry, wet, fs))
     return _deficit(*_at_ratio(sums, 0.5))
 
 
@@ -197,8 +206,8 @@ def mix_ratio_curve(dry, wet, fs, ratios=WET_RATIOS):
     ratios = np.asarray(ratios, dtype=float)
     if ratios.ndim != 1 or not np.all((ratios >= 0) & (ratios <= 1)):
         raise ApftoolsValueError(f"ratios must be a 1-D sequence of wet ratios in [0, 1], got {ratios!r}")
-    freqs, sums = _mix_sums(dry, wet, fs)
-    return _ratio_curve(freqs, sums, fs, ratios)
+    dry, wet, fs = _checked(dry, wet, fs)
+    return _ratio_curve(*_mix_sums(dry, wet, fs), fs, ratios)
 
 
 def _ratio_curve(freqs, sums, fs, ratios):
@@ -217,7 +226,7 @@ def third_octave_centres(fs):
 
 
 def _bands(freqs, numerator, denominator, fs):
-    centres = third_octave_centres(fs)
+    centres = bands.third_octave_centres(fs)
     index = bands.third_octave_index(freqs, fs)
     inside = index >= 0
     band_num = np.bincount(index[inside], numerator[inside], len(centres))
@@ -253,6 +262,7 @@ def band_mix_deficit_db(dry, wet, fs):
         :math:`\sum (|D| + |gW|)^2` is below :data:`BAND_FLOOR` times that of
         the loudest band (no signal there to judge).
     """
+    dry, wet, fs = _checked(dry, wet, fs)
     freqs, sums = _mix_sums(dry, wet, fs)
     return _bands(freqs, *_at_ratio(sums, 0.5), fs)
 
@@ -303,9 +313,7 @@ def band_harm_db(before_db, after_db):
 
 def _welch(dry, wet, fs):
     """Welch transfer function (channels summed) restricted to the audio band (:func:`apftools.bands.audio_band`)."""
-    fs = validate_fs(fs)
-    dry, wet = validate_pair(dry, wet)
-    tf = transfer_function(dry, wet, fs, nperseg=frame_length(fs, dry.shape[1]))
+    tf = transfer_function(dry, wet, fs, nperseg=metric_nperseg(fs, dry.shape[1]))
     low, high = bands.audio_band(fs)
     return tf.select((tf.freqs_hz >= low) & (tf.freqs_hz <= high))
 
@@ -326,7 +334,7 @@ def phase_error_deg(dry, wet, fs):
               \qquad \varphi_f = \angle S_{dw}(f), \quad w_f = \gamma^2(f)\, |S_{dw}(f)|,
 
     with Welch spectra summed over channels
-    (:func:`apftools.response.transfer_function`, frame :func:`frame_length`)
+    (:func:`apftools.response.transfer_function`, frame :func:`metric_nperseg`)
     over 20 Hz to :math:`\min(20\ \mathrm{kHz}, 0.45 f_s)`.  The angle lies in
     (-180, 180], so the result is in [0, 180]; it does not depend on levels.
 
@@ -343,7 +351,7 @@ def phase_error_deg(dry, wet, fs):
         Degrees.  Hand values: identical 0, Hilbert transform 90, inverted
         180.  NaN if dry and wet share no energy in the band.
     """
-    return _phase_error(_welch(dry, wet, fs))
+    return _phase_error(_welch(*_checked(dry, wet, fs)))
 
 
 def esr(dry, wet):
@@ -362,7 +370,10 @@ def esr(dry, wet):
     -------
     float
     """
-    dry, wet = validate_pair(dry, wet)
+    return _esr(*validate_pair(dry, wet))
+
+
+def _esr(dry, wet):
     return float(np.sum((wet - dry) ** 2) / np.sum(wet**2))
 
 
@@ -385,9 +396,11 @@ def ncc(dry, wet):
         1 for identical (or scaled) signals, -1 for inverted, about 0 for
         uncorrelated or 90-degree-shifted ones.
     """
-    dry, wet = validate_pair(dry, wet)
-    value = np.sum(dry * wet) / np.sqrt(np.sum(dry**2) * np.sum(wet**2))
-    return float(np.clip(value, -1.0, 1.0))
+    return _ncc(*validate_pair(dry, wet))
+
+
+def _ncc(dry, wet):
+    return float(np.clip(np.sum(dry * wet) / np.sqrt(np.sum(dry**2) * np.sum(wet**2)), -1.0, 1.0))
 
 
 def _coherence(tf):
@@ -418,7 +431,7 @@ def coherence_summary(dry, wet, fs):
     -------
     float
     """
-    return _coherence(_welch(dry, wet, fs))
+    return _coherence(_welch(*_checked(dry, wet, fs)))
 
 
 def residual_delay_samples(dry, wet, fs):
@@ -428,10 +441,12 @@ def residual_delay_samples(dry, wet, fs):
     channel by channel: summed over channels, the cross-spectra of channels
     of opposite polarity cancel.
     """
+    return _residual_delay(*_checked(dry, wet, fs))
+
+
+def _residual_delay(dry, wet, fs):
     from .delay import estimate_delay
 
-    dry, wet = validate_pair(dry, wet)
-    fs = validate_fs(fs)
     return max((float(estimate_delay(d, w, fs).delay_samples) for d, w in zip(dry, wet)), key=abs)
 
 
@@ -454,6 +469,10 @@ def mix_summary(dry, wet, fs):
         (:func:`band_mix_deficit_db` as lists, None for its NaN bands), and
         ``mix_ratio_curve`` (:func:`mix_ratio_curve`).
     """
+    return _summary(*_checked(dry, wet, fs))
+
+
+def _summary(dry, wet, fs):
     freqs, sums = _mix_sums(dry, wet, fs)
     numerator, denominator = _at_ratio(sums, 0.5)
     centres, band_deficit = _bands(freqs, numerator, denominator, fs)
@@ -486,14 +505,13 @@ def mix_report(dry, wet, fs):
         The keys of :func:`mix_summary`, then ``phase_error_deg``, ``esr``,
         ``ncc``, ``coherence`` and ``residual_delay_samples``.
     """
-    fs = validate_fs(fs)
-    dry, wet = validate_pair(dry, wet)
+    dry, wet, fs = _checked(dry, wet, fs)
     tf = _welch(dry, wet, fs)
     return {
-        **mix_summary(dry, wet, fs),
+        **_summary(dry, wet, fs),
         "phase_error_deg": _phase_error(tf),
-        "esr": esr(dry, wet),
-        "ncc": ncc(dry, wet),
+        "esr": _esr(dry, wet),
+        "ncc": _ncc(dry, wet),
         "coherence": _coherence(tf),
-        "residual_delay_samples": residual_delay_samples(dry, wet, fs),
+        "residual_delay_samples": _residual_delay(dry, wet, fs),
     }

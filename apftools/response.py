@@ -116,7 +116,7 @@ class TransferFunction:
                                 self.group_delay[mask], self.fs)
 
 
-def frame_length(seconds, fs, max_samples=None):
+def frame_length(fs, seconds, max_samples=None):
     """The power of two nearest ``seconds * fs`` samples (at least 4), at most ``max_samples`` rounded down to one.
 
     The one rule for STFT and Welch frames here, so they scale with the sample rate.
@@ -144,7 +144,7 @@ def frame_chunks(n_samples, nperseg, hop, chunk=CHUNK_FRAMES):
 
 def default_nperseg(fs, n_samples):
     """Welch segment length: about 0.17 s (8192 samples at 48 kHz), at most a quarter of the signal, at least 64."""
-    return max(64, frame_length(0.17, fs, max(n_samples // 4, 64)))
+    return max(64, frame_length(fs, 0.17, max(n_samples // 4, 64)))
 
 
 def transfer_function(dry, wet, fs, *, nperseg=None):

@@ -101,7 +101,7 @@ def time_target():
     cascade = Cascade("3x2w,1w", FS)
     fit = train_biasnet(cascade, dry, pair.wet, FS, rng=0)
     report = mix_report(cascade.process(fit.theta, dry), pair.wet, FS)
-    print(f"time target: train_biasnet defaults (paper sizes, {fit.network_params_count:,} weights, lr 1e-5), "
+    print(f"time target: train_biasnet defaults (paper sizes, {fit.network_weights_count:,} weights, lr 1e-5), "
           f"3x2w,1w, 8 s at 48 kHz: {fit.seconds:.1f} s for {fit.steps} steps "
           f"({1e3 * fit.seconds / fit.steps:.0f} ms/step), target {TARGET_S:.0f} s: "
           f"{'met' if fit.seconds <= TARGET_S else 'MISSED'}; mix deficit {report['mix_deficit_db']:.3f} dB")

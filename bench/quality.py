@@ -119,7 +119,7 @@ def _delay_polarity(d, w, fs):
 def _oracle(d, w, fs):
     """Integer lag removed, then every STFT bin rotated by the cross-spectrum's phase at its frequency."""
     d = _delay_polarity(d, w, fs)
-    nperseg = metrics.frame_length(fs, len(d))
+    nperseg = metrics.metric_nperseg(fs, len(d))
     kwargs = {"fs": fs, "window": "hann", "nperseg": nperseg, "noverlap": 3 * nperseg // 4}
     _, _, dd = scipy.signal.stft(d, **kwargs)
     _, _, ww = scipy.signal.stft(w, **kwargs)

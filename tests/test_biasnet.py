@@ -9,9 +9,9 @@ from hypothesis import strategies as hs
 from hypothesis.extra.numpy import arrays
 
 from apftools import RANGES, R_MAX, ApftoolsTypeError, ApftoolsValueError, Cascade
-from apftools.biasnet import (BiasNetFit, _Adam, _leaves, cascade_theta, count_params, forward,
-                              init_networks, init_params, preactivation, train_biasnet)
-from apftools.fit import loudest_segment, segment_loss
+from apftools.biasnet import (BiasNetFit, _Adam, _leaves, cascade_theta, count_weights, forward,
+                              init_networks, init_weights, preactivation, train_biasnet)
+from apftools.losses import loudest_segment, segment_loss
 from apftools.losses import get_loss
 from apftools.metrics import mix_deficit_db
 from apftools.structures import A_MAX, FC_NYQUIST_FRACTION, radius_bound
@@ -28,7 +28,7 @@ def pair():
 
 
 def test_network_is_the_documented_sine_mlp_and_its_gradient_is_exact():
-    params = init_params((8, 6, 5, 3), rng=0)
+    params = init_weights((8, 6, 5, 3), rng=0)
     (w1, b1), (w2, b2), (w3, b3) = params["layers"]
     z = np.sin(np.sin(params["input"] @ w1 + b1) @ w2 + b2) @ w3 + b3
     np.testing.assert_allclose(preactivation(params), z, rtol=1e-14)
@@ -36,7 +36,7 @@ def test_network_is_the_documented_sine_mlp_and_its_gradient_is_exact():
     assert np.all((params["input"] >= 0) & (params["input"] < 1))
     assert np.all(np.abs(w1) <= np.sqrt(6 / 8)) and np.all(np.abs(w2) <= np.sqrt(6 / 6))
     check_grads(preactivation, modes=["rev"], order=1)(params)
-    check_grads(forward, modes=["rev"], order=1)(init_params((8, 6), rng=1))
+    check_grads(forward, modes=["rev"], order=1)(init_weights((8, 6), rng=1))
 
 
 def test_adam_matches_autograds_reference_adam():
@@ -91,8 +91,8 @@ def test_paper_network_has_2_76_million_parameters_for_3x2w_1w():
     hidden = 1024 + 1024 * 512 + 512 + 512 * 256 + 256 + 256 * 128 + 128  # 690 048
     per_2w, per_1w = hidden + 128 * 3 + 3, hidden + 128 * 2 + 2  # 690 435 and 690 306
     assert 3 * per_2w + per_1w == 2_761_611  # the paper's "2.77 M"
-    assert count_params(init_networks(cascade, rng=0)) == 2_761_611
-    assert count_params(init_networks(cascade, shared=True, rng=0)) == hidden + 128 * 11 + 11
+    assert count_weights(init_networks(cascade, rng=0)) == 2_761_611
+    assert count_weights(init_networks(cascade, shared=True, rng=0)) == hidden + 128 * 11 + 11
 
 
 def test_warm_up_gives_the_segment_the_state_of_the_whole_signal(pair):
@@ -107,7 +107,7 @@ def test_warm_up_gives_the_segment_the_state_of_the_whole_signal(pair):
 
 def test_training_reaches_the_true_cascade_loss_and_an_in_phase_mix(pair):
     fit = train_biasnet(pair.cascade, pair.dry, pair.wet, FS, max_steps=300, rng=0, **SMALL)
-    assert isinstance(fit, BiasNetFit) and fit.network_params_count == 32 + 32 * 32 + 32 + 32 * 3 + 3
+    assert isinstance(fit, BiasNetFit) and fit.network_weights_count == 32 + 32 * 32 + 32 + 32 * 3 + 3
     held_out = loudest_segment(pair.wet, FS, SMALL["held_out_s"])
     truth = segment_loss(pair.cascade, get_loss("mse"), pair.dry, pair.wet, FS, held_out, pair.theta)
     # the true cascade leaves the noise (-60 dB); the fit's own error adds at most as much again
@@ -174,6 +174,6 @@ def test_bad_arguments_are_refused_with_the_culprit(pair, kwargs, error, match):
         train_biasnet(args.pop("cascade"), args.pop("dry"), args.pop("wet"), args.pop("fs"), **args)
 
 
-def test_init_params_refuses_a_network_without_layers():
+def test_init_weights_refuses_a_network_without_layers():
     with pytest.raises(ApftoolsValueError, match=r"at least 2 positive int\(s\), got \(1024,\)"):
-        init_params((1024,), rng=0)
+        init_weights((1024,), rng=0)

@@ -5,8 +5,9 @@ import pytest
 import scipy.signal
 
 from apftools import ApftoolsValueError, Cascade
-from apftools.fit import (ResponseModel, _phase_objective, _shape_objective, fit_frequency, fit_time,
-                          loudest_segment, peak_start, ring_penalty, ring_radius)
+from apftools.fit import (ResponseModel, _phase_objective, _shape_objective, fit_frequency, fit_time, peak_start,
+                          ring_penalty, ring_radius)
+from apftools.losses import loudest_segment
 from apftools.response import TransferFunction
 
 FS = 48000
@@ -15,7 +16,7 @@ FS = 48000
 def exact_response(cascade, theta, delay=0.0, polarity=1, n=400):
     """A noiseless 'measured' response of the cascade plus a delay, on a log grid."""
     freqs = np.geomspace(20.0, 20000.0, n)
-    h = polarity * cascade.freqz(theta, freqs) * np.exp(-2j * np.pi * freqs / FS * delay)
+    h = polarity * cascade.freqz(theta, freqs)[1] * np.exp(-2j * np.pi * freqs / FS * delay)
     return TransferFunction(freqs, h, np.ones(n), np.ones(n), cascade.group_delay(theta, freqs) + delay, FS)
 
 

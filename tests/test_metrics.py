@@ -131,7 +131,7 @@ def test_common_length(noise):
 
 
 def test_mix_report(noise, hilbert, monkeypatch):
-    monkeypatch.setattr(metrics, "residual_delay_samples", lambda dry, wet, fs: 1.5)  # tested on its own
+    monkeypatch.setattr(metrics, "_residual_delay", lambda dry, wet, fs: 1.5)  # tested on its own
     report = metrics.mix_report(noise, hilbert, FS)
     assert list(report) == ["mix_deficit_db", "worst_band_hz", "worst_band_db", "worst_band", "bands_hz",
                             "band_labels", "band_deficit_db", "mix_ratio_curve", "phase_error_deg", "esr", "ncc",

@@ -43,12 +43,12 @@ def report_figure(alignment, dry, wet):
     times before and after the impulse.  One curve per channel group.
     """
     fs = alignment.fs
+    report = alignment.report  # its before and after, or (a model loaded from a file) measured here
+    aligned = None if "after" in report else np.atleast_2d(alignment.apply(dry))
     dry, wet, _ = channel_layout(dry, wet)  # the pairs the model was fitted on
-    report = alignment.report
-    if "before" in report and "after" in report:
+    if aligned is None:
         before, after = report["before"], report["after"]
     else:
-        aligned = np.atleast_2d(alignment.apply(dry[:1] if alignment.dry_channels == 1 else dry))
         before, after = mix_summary(dry, wet, fs), mix_summary(aligned[:, :dry.shape[-1]], wet, fs)
     figure = Figure(figsize=(12, 12), layout="constrained")
     grid = figure.add_gridspec(3, 2)

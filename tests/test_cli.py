@@ -188,6 +188,9 @@ def test_the_report_figure_has_its_five_panels_labelled(pair):
     x, y = ratio.get_lines()[2].get_data()  # after, overall
     np.testing.assert_array_equal(x, 100 * np.array(curve["wet_ratio"]))
     np.testing.assert_array_equal(y, curve["mix_deficit_db"])
+    # a model read back from its file carries no report: the figure measures the same curve itself
+    loaded = report_figure(Alignment.from_dict(result.to_dict()), pair.dry, pair.wet)
+    np.testing.assert_allclose(loaded.axes[3].get_lines()[2].get_ydata(), y, atol=1e-9)
 
 
 def test_mix_is_the_weighted_sum_of_aligned_and_wet(happy, inputs):

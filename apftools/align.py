@@ -223,23 +223,8 @@ def _fit_group(dry, wet, fs, settings, rng, progress):
     report["warnings"] = warnings + more
     grid = log_grid(transfer_function(shifted, wet, fs))
     progress(0.15, "response")
-    causal_spec, anticausal_spec = settings.specs
-    anticausal = Cascade(anticausal_spec, fs) if anticausal_spec and settings.method == "lbfgs" else None
-    # causal mode: the total delay stays >= 0 (an advance needs the future)
-    min_delay = -estimate.delay_samples if settings.causal else None
-    if causal_spec == "auto":
-        report["order_selection"] = []
-        causal_spec = _select_order(grid, anticausal, min_delay, max(4, settings.n_starts // 2), rng,
-                                    report["order_selection"])
-    cascade = Cascade(causal_spec, fs)
-    # stage 1 settles the residual delay and the polarity for either method: no allpass can undo
-    # a wrong polarity or a bulk delay estimated too long (GCC-PHAT includes the cascade's own delay)
-    stage1 = fitting.fit_frequency(cascade, grid, anticausal=anticausal, min_delay_samples=min_delay,
-                                   n_starts=settings.n_starts, rng=rng)
-    polarity = estimate.polarity * stage1.polarity
-    delay = estimate.delay_samples + stage1.delay_samples
-    theta = stage1.theta
-    report["frequency_fit"] = {"phase_loss": stage1.loss, "shape_losses": stage1.shape_losses}
+    model = _fit_grid(grid, estimate.delay_samples, estimate.polarity, settings, rng, report)
+    cascade, polarity, delay, theta = model.cascade, model.polarity, model.delay_samples, model.theta
     progress(0.5, "phase fit")
     if settings.method == "biasnet":  # the network starts afresh; only stage 1's delay and polarity are kept
         from .biasnet import MAX_STEPS, train_biasnet  # numba's import, only when needed
@@ -264,9 +249,61 @@ def _fit_group(dry, wet, fs, settings, rng, progress):
             theta = stage2.theta
             report["time_fit"] = {"loss": settings.loss, "history": stage2.history,
                                   "segment_samples": list(stage2.segment)}
-    model = ChannelModel(delay, polarity, cascade, theta, anticausal, stage1.anticausal_theta)
-    report.update(delay_samples=float(delay), polarity=int(polarity), spec=cascade.spec,
-                  anticausal_spec=None if anticausal is None else anticausal.spec)
+        model = ChannelModel(delay, polarity, cascade, theta)
+    report.update(delay_samples=float(model.delay_samples), polarity=int(model.polarity), spec=cascade.spec,
+                  anticausal_spec=model.anticausal and model.anticausal.spec)
+    return model, report
+
+
+def _fit_grid(grid, bulk_delay, bulk_polarity, settings, rng, report):
+    """Stage 1 on a measured response ``grid`` taken after ``bulk_delay`` (samples) and ``bulk_polarity``.
+
+    Returns the :class:`ChannelModel` (delay and polarity include the bulk
+    ones); adds ``frequency_fit`` (and ``order_selection``) to ``report``.
+    """
+    fs = grid.fs
+    causal_spec, anticausal_spec = settings.specs
+    anticausal = Cascade(anticausal_spec, fs) if anticausal_spec and settings.method == "lbfgs" else None
+    # causal mode: the total delay stays >= 0 (an advance needs the future)
+    min_delay = -bulk_delay if settings.causal else None
+    if causal_spec == "auto":
+        report["order_selection"] = []
+        causal_spec = _select_order(grid, anticausal, min_delay, max(4, settings.n_starts // 2), rng,
+                                    report["order_selection"])
+    cascade = Cascade(causal_spec, fs)
+    # stage 1 settles the residual delay and the polarity for either method: no allpass can undo
+    # a wrong polarity or a bulk delay estimated too long (GCC-PHAT includes the cascade's own delay)
+    stage1 = fitting.fit_frequency(cascade, grid, anticausal=anticausal, min_delay_samples=min_delay,
+                                   n_starts=settings.n_starts, rng=rng)
+    report["frequency_fit"] = {"phase_loss": stage1.loss, "shape_losses": stage1.shape_losses}
+    return ChannelModel(bulk_delay + stage1.delay_samples, bulk_polarity * stage1.polarity, cascade, stage1.theta,
+                        anticausal, stage1.anticausal_theta)
+
+
+def fit_response(tf, delay_samples, polarity, *, sections=None, causal=False, n_starts=32, seed=0):
+    """Delay, polarity and cascades for a response measured some other way (a sweep): :func:`align`'s stage 1.
+
+    Parameters
+    ----------
+    tf : apftools.response.TransferFunction
+        The effect's response after ``delay_samples`` and ``polarity`` were
+        removed from it, on a log grid (:func:`apftools.response.log_grid`).
+    delay_samples : float
+        Bulk delay already removed, in samples.
+    polarity : {1, -1}
+    sections, causal, n_starts, seed
+        As for :func:`align` (the L-BFGS fitter).
+
+    Returns
+    -------
+    (ChannelModel, dict)
+        The model and the fit's report entries.
+    """
+    specs = split_spec(sections, causal)
+    settings = _Settings(specs, "lbfgs", causal, "mse", 0.0, n_starts, 0, 0.0, False)
+    report = {}
+    with blas_single_thread():
+        model = _fit_grid(tf, float(delay_samples), int(polarity), settings, np.random.default_rng(seed), report)
     return model, report
 
 

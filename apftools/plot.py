@@ -156,3 +156,53 @@ def save_figure(figure, path, *, overwrite=False):
     with atomic_write(path, overwrite=overwrite) as temporary:
         FigureCanvasAgg(figure)
         figure.savefig(temporary, format="png", dpi=110)
+
+
+def measurement_figure(measurements, alignment):
+    """Four panels from a sweep measurement (:func:`apftools.sweep.measure`), one curve per output channel.
+
+    (a) magnitude (dB); (b) phase after the latency and polarity, measured
+    (within 180 degrees of the fit), its excess (allpass) part (where the
+    magnitude is within 60 dB of its peak), and the fitted model's; (c)
+    group delay beyond the latency (ms), measured and fitted; (d) the level
+    of every harmonic order re the fundamental, against the input frequency.
+    """
+    from .response import measured_group_delay
+
+    fs = alignment.fs
+    figure = Figure(figsize=(12, 9), layout="constrained")
+    (magnitude_ax, phase_ax), (delay_ax, harmonic_ax) = figure.subplots(2, 2)
+    low, high = audio_band(fs)
+    for c, (measured, model) in enumerate(zip(measurements, alignment.models)):
+        label = "" if len(measurements) == 1 else f" ch{c + 1}"
+        # about 600 log-spaced bins of the audio band (the measurement's grid is uniform, under 1 Hz apart)
+        inside = np.unique(np.searchsorted(measured.freqs_hz, np.geomspace(low, high, 600)))
+        freqs, h = measured.freqs_hz[inside], measured.h[inside]
+        omega = 2 * np.pi * freqs / fs
+        latency, flip = measured.latency_samples, np.pi if measured.polarity < 0 else 0.0
+        magnitude_ax.plot(freqs, 20 * np.log10(np.maximum(np.abs(h), 1e-12)), label=f"measured{label}")
+        fitted_phase, fitted_tau = model.response(freqs, fs)
+        fitted_phase = fitted_phase + omega * latency - flip
+        near = fitted_phase + np.angle(measured.polarity * h * np.exp(1j * (omega * latency - fitted_phase)))
+        phase_ax.plot(freqs, np.degrees(near), ".", ms=2, label=f"measured{label}")
+        phase_ax.plot(freqs, np.degrees(fitted_phase), lw=2, label=f"fitted model{label}")
+        # the excess phase where the magnitude is within 60 dB of its peak (the cepstrum needs the level)
+        excess = np.where(np.abs(h) >= 1e-3 * np.max(np.abs(h)), measured.excess_phase[inside] + omega * latency - flip,
+                          np.nan)
+        phase_ax.plot(freqs, np.degrees(np.angle(np.exp(1j * excess))), "--", lw=1,
+                      label=f"excess (allpass) part{label}")
+        tau = measured_group_delay(measured.freqs_hz, measured.h, fs)[inside] - latency
+        delay_ax.plot(freqs, 1000 * tau / fs, ".", ms=2, label=f"measured{label}")
+        delay_ax.plot(freqs, 1000 * (fitted_tau - latency) / fs, lw=2, label=f"fitted model{label}")
+        for order, (inputs, level) in measured.harmonic_curves.items():
+            if len(inputs):
+                harmonic_ax.plot(inputs, level, label=f"H{order}{label}")
+    for ax, title, ylabel in ((magnitude_ax, "(a) magnitude", "level (dB)"),
+                              (phase_ax, "(b) phase after the latency and polarity", "phase (degrees)"),
+                              (delay_ax, "(c) group delay beyond the latency", "group delay (ms)"),
+                              (harmonic_ax, "(d) harmonics re the fundamental", "level (dB)")):
+        _decorate(ax, ylabel)
+        ax.set_title(title)
+        ax.legend(fontsize=8)
+    harmonic_ax.set_xlabel("input frequency (Hz)")
+    return figure

@@ -9,7 +9,9 @@ import click
 from .. import __version__
 from .align import align
 from .apply import apply
+from .measure import measure
 from .response import response
+from .sweep import sweep
 
 
 @click.group()
@@ -21,5 +23,5 @@ def main(ctx, quiet):
     ctx.obj = {"quiet": quiet}
 
 
-for command in (align, apply, response):
+for command in (align, apply, response, sweep, measure):
     main.add_command(command)

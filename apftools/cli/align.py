@@ -1,24 +1,9 @@
 """``apftools align DRY WET -o OUTDIR``: render a dry file in phase with the wet."""
 
-import os
-import platform
-
 import click
 
-from .. import __version__
 from ..names import LOSS_NAMES, METHODS
 from .options import channel_label, echo, force_option, progress_bar, quiet_option, reports_errors
-
-#: Every file ``align`` may write into its output folder.
-OUTPUTS = ("aligned.wav", "model.json", "report.json", "report.png", "mix.wav")
-
-
-def _resample(signal, fs_from, fs_to):
-    import scipy.signal
-    from math import gcd
-
-    g = gcd(int(fs_from), int(fs_to))
-    return scipy.signal.resample_poly(signal, int(fs_to) // g, int(fs_from) // g, axis=-1)
 
 
 @click.command()
@@ -67,16 +52,11 @@ def align(dry, wet, outdir, sections, causal, method, polish, layers, steps, los
     and aligned.wav and mix.wav are rendered block by block, in bounded memory.
     """
     import json
-    import time
 
-    from .. import align as align_signals
     from ..align import check_spec
     from ..errors import ApftoolsValueError
-    from ..excerpts import delay_drift, read_for_analysis
-    from ..io import AudioReader, OutputFolder, write_json
-    from ..render import ArrayReader, render_to_file
+    from ..files import AlignOptions, align_files
 
-    started = time.perf_counter()
     try:
         layer_sizes = tuple(int(size) for size in layers.split(","))
     except ValueError:
@@ -86,79 +66,13 @@ def align(dry, wet, outdir, sections, causal, method, polish, layers, steps, los
         check_spec(sections, causal)
     except ApftoolsValueError as error:
         raise click.BadParameter(str(error), param_hint="--sections") from None
-    names = ["aligned.wav", "model.json", "report.json"] + ["report.png"] * plot + ["mix.wav"] * (mix_ratio is not None)
-    # checked and staged before any audio is read: a bad location fails at once, and the run's outputs
-    # replace the folder's earlier contents together or not at all
-    with OutputFolder(outdir, OUTPUTS, overwrite=force, inputs=(dry, wet)) as folder, \
-            AudioReader(dry) as dry_file, AudioReader(wet) as wet_file:
-        fs, fs_wet, wet_source = dry_file.fs, wet_file.fs, wet_file
-        if fs_wet != fs:
-            if not resample:
-                raise click.ClickException(f"{dry} is at {fs} Hz but {wet} is at {fs_wet} Hz; "
-                                           f"pass --resample to resample the wet to {fs} Hz")
-            wet_source = ArrayReader(_resample(wet_file.read(0, wet_file.frames), fs_wet, fs), fs)  # in memory
-        analysis = read_for_analysis(dry_file, wet_source)
-        with progress_bar("aligning") as update:
-            result = align_signals(analysis.dry, analysis.wet, fs, sections=sections, causal=causal, method=method,
-                                   polish=polish, loss=loss, max_delay_s=max_delay_ms / 1000.0, seed=seed,
-                                   link=link or "auto", biasnet={"layer_sizes": layer_sizes, "max_steps": steps},
-                                   progress=update)
-        excerpt_delays, drift = delay_drift(analysis, fs, max_delay_ms / 1000.0)
-        result.report["warnings"] += analysis.notes + ([drift] if drift else [])
-        with progress_bar("writing", eta=True) as update:
-            render_to_file(result, dry_file, folder.path("aligned.wav"), progress=update)
-            if mix_ratio is not None:
-                render_to_file(result, dry_file, folder.path("mix.wav"), wet=wet_source, wet_ratio=mix_ratio,
-                               progress=update)
-        result.report["seconds"] = time.perf_counter() - started
-        summary = _summary(result, fs, [os.path.join(outdir, name) for name in names], analysis)
-        report = dict(result.report, summary=summary,
-                      inputs={"dry": os.path.abspath(dry), "wet": os.path.abspath(wet),
-                              "wet_resampled_from_hz": fs_wet if fs_wet != fs else None},
-                      analysis=dict(analysis.report(fs), excerpt_delays_samples=excerpt_delays),
-                      settings={"sections": sections, "causal": causal, "method": method, "polish": polish,
-                                "layers": layer_sizes,
-                                "steps": steps, "loss": loss, "max_delay_ms": max_delay_ms, "seed": seed,
-                                "link": link or "auto"},
-                      versions={"apftools": __version__, "python": platform.python_version()})
-        result.save(folder.path("model.json"))
-        write_json(folder.path("report.json"), report)
-        if plot:
-            from ..plot import report_figure, save_figure
-
-            save_figure(report_figure(result, analysis.dry, analysis.wet), folder.path("report.png"))
+    options = AlignOptions(sections, causal, method, polish, layer_sizes, steps, loss, max_delay_ms, seed,
+                           link or "auto", resample, plot, mix_ratio)
+    summary = align_files(dry, wet, outdir, options, overwrite=force, bar=progress_bar)
     if as_json:
         click.echo(json.dumps(summary, indent=2))
     else:
         _print_summary(summary)
-
-
-#: Keys of report.json's before and after kept in the summary.
-_MIX_KEYS = ("mix_deficit_db", "worst_band_db", "worst_band_hz", "worst_band", "phase_error_deg")
-#: Keys of every channel group's report kept in the summary.
-_GROUP_KEYS = ("channels", "method", "delay_samples", "polarity", "spec", "anticausal_spec", "max_group_delay_ms",
-               "ring_time_ms", "pre_ring_ms", "post_ring_ms")
-
-
-def _summary(result, fs, outputs, analysis):
-    """What the printed summary says, as JSON-ready data (report.json's ``summary``, ``--json``'s output)."""
-    report = result.report
-    return {
-        "method": result.method,
-        "mode": result.mode,
-        "fs": fs,
-        "channels": report["channels"],
-        "groups": [dict({k: group[k] for k in _GROUP_KEYS}, delay_ms=1000.0 * group["delay_samples"] / fs)
-                   for group in report["groups"]],
-        "before": {k: report["before"][k] for k in _MIX_KEYS},
-        "after": {k: report["after"][k] for k in _MIX_KEYS},
-        "per_channel": report["per_channel"] if report["channels"] > 1 else [],
-        "excerpts": None if analysis.spans is None else len(analysis.spans),
-        "analysed_s": analysis.dry.shape[1] / fs,
-        "warnings": result.warnings,
-        "outputs": outputs,
-        "seconds": report["seconds"],
-    }
 
 
 def _print_summary(summary):

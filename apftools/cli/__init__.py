@@ -9,6 +9,7 @@ import click
 from .. import __version__
 from .align import align
 from .apply import apply
+from .batch import batch
 from .measure import measure
 from .response import response
 from .sweep import sweep
@@ -23,5 +24,5 @@ def main(ctx, quiet):
     ctx.obj = {"quiet": quiet}
 
 
-for command in (align, apply, response, sweep, measure):
+for command in (align, apply, response, sweep, measure, batch):
     main.add_command(command)

@@ -1,0 +1,59 @@
+"""``apftools batch MANIFEST -o OUTDIR``: align many pairs, resumable, on local processes or a Dask cluster."""
+
+import click
+
+from .options import echo, force_option, progress_bar, quiet_option, reports_errors
+
+
+@click.command()
+@click.argument("sources", nargs=-1, required=True)
+@click.option("-o", "--output", "outdir", required=True, type=click.Path(file_okay=False),
+              help="Output directory: one folder per pair, summary.csv and summary.json.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Local worker processes  [default: the CPU count]")
+@click.option("--scheduler", default=None, help="Run on this Dask scheduler (tcp://HOST:PORT) instead.")
+@click.option("--sections", default=None, help="Cascade spec for every pair (a manifest's column overrides it).")
+@click.option("--causal", is_flag=True, help="Real-time mode for every pair (a manifest's column overrides it).")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Seed for the random starts.")
+@click.option("--max-delay-ms", default=250.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Largest bulk delay searched, either sign.")
+@click.option("--plot", is_flag=True, help="Also write each pair's report.png.")
+@force_option
+@quiet_option
+@reports_errors
+def batch(sources, outdir, workers, scheduler, sections, causal, seed, max_delay_ms, plot, force):
+    """Align every pair of SOURCES: a CSV manifest (dry,wet[,name][,sections][,causal]) or two glob patterns
+    DRY_GLOB WET_GLOB pairing files by name.  Pairs already aligned with the same configuration are skipped
+    (unless --force); failures are recorded and the batch goes on; exit status 1 if any pair failed.
+    """
+    from ..batch import aggregate, align_many, pairs_from_globs, read_manifest
+
+    if len(sources) == 1:
+        pairs = read_manifest(sources[0])
+    elif len(sources) == 2:
+        pairs = pairs_from_globs(*sources)
+    else:
+        raise click.BadParameter(f"expected one manifest or two glob patterns, got {len(sources)} arguments",
+                                 param_hint="SOURCES")
+    client = None
+    if scheduler is not None:
+        try:
+            from distributed import Client
+        except ImportError:
+            raise click.ClickException("--scheduler needs Dask: pip install 'apftools[dask]'") from None
+        client = Client(scheduler)
+    with progress_bar("pairs", eta=True) as update:
+        finished = []
+
+        def progress(row):
+            finished.append(row)
+            update(len(finished) / len(pairs), f"{row['name']}: {row['status']}")
+
+        rows = align_many(pairs, outdir, workers=workers, client=client, force=force, progress=progress,
+                          sections=sections, causal=causal, seed=seed, max_delay_ms=max_delay_ms, plot=plot)
+    for row in rows:
+        if row["status"] == "failed":
+            echo(f"failed: {row['name']}: {row['error']}")
+    echo(aggregate(rows))
+    if any(row["status"] == "failed" for row in rows):
+        raise SystemExit(1)

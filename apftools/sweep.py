@@ -120,11 +120,15 @@ class SweepSpec:
             raise ApftoolsValueError(f"the sweep needs 0 < f_start_hz < f_stop_hz <= fs/2 = {fs / 2:g} Hz, got "
                                      f"f_start_hz={self.f_start_hz:g} and f_stop_hz={self.f_stop_hz:g}")
         level = self.level_dbfs
-        if isinstance(level, bool) or not isinstance(level, (int, float)) or not -120.0 <= level <= 0.0:
-            raise ApftoolsValueError(f"level_dbfs must be a number in [-120, 0] dBFS, got {short_repr(level)}")
+        if isinstance(level, bool) or not isinstance(level, (int, float)):
+            raise ApftoolsTypeError(f"level_dbfs must be a number of dBFS, got {short_repr(level)}")
+        if not -120.0 <= level <= 0.0:
+            raise ApftoolsValueError(f"level_dbfs must be in [-120, 0] dBFS, got {short_repr(level)}")
         for name, high in (("channels", 1024), ("repeats", 100)):
             value = getattr(self, name)
-            if type(value) is not int or not 1 <= value <= high:
+            if type(value) is not int:
+                raise ApftoolsTypeError(f"{name} must be an integer, got {short_repr(value)}")
+            if not 1 <= value <= high:
                 raise ApftoolsValueError(f"{name} must be an integer in [1, {high}], got {short_repr(value)}")
         if self.seconds * self.fs < 1024:
             raise ApftoolsValueError(f"a sweep of {self.seconds:g} s at {fs:g} Hz has fewer than 1024 samples")

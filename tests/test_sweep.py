@@ -148,6 +148,10 @@ def test_the_description_round_trips_and_is_validated():
     assert np.max(np.abs(spec.signal())) == pytest.approx(10 ** (-6 / 20), rel=1e-3)
     with pytest.raises(ApftoolsValueError, match="repeats must be an integer"):
         SweepSpec.from_dict(dict(spec.to_dict(), repeats=0))
+    with pytest.raises(TypeError, match="channels must be an integer, got 1.5"):
+        SweepSpec(48000, channels=1.5)
+    with pytest.raises(ValueError, match=r"level_dbfs must be in \[-120, 0\] dBFS, got 3"):
+        SweepSpec(48000, level_dbfs=3)
     with pytest.raises(ApftoolsValueError, match="not an apftools sweep"):
         SweepSpec.from_dict(dict(spec.to_dict(), format="other"))
 

@@ -318,8 +318,7 @@ class Cascade:
         a1, a2 = sos[:, 4], sos[:, 5]
         roots = np.stack([(-a1 + s * np.sqrt(a1 * a1 - 4 * a2 + 0j)) / 2 for s in (1, -1)])
         prototype = np.max(np.abs(roots), axis=0)
-        stretch = np.array([k.stretch for k in self.kinds])
-        return prototype ** (1.0 / stretch)
+        return prototype ** (1.0 / self._stretch)
 
     # ------------------------------------------------------------------ responses
     def freqz(self, theta, freqs_hz):
@@ -429,9 +428,9 @@ class ResponseGrid:
                                      f"[0, {cascade.fs / 2:g}] Hz, got {short_repr(freqs_hz)}")
         self.cascade = cascade
         self.omega = 2 * np.pi * freqs / cascade.fs
-        self._stretch = np.array([k.stretch for k in cascade.kinds], dtype=float)
+        self._stretch = cascade._stretch
         self._signs = np.ones(cascade.n_sections) if signs is None else np.asarray(signs, dtype=float)
-        n_poles = self._signs @ (self._stretch * [k.order for k in cascade.kinds])
+        n_poles = self._signs @ (self._stretch * cascade._order)
         self._linear, self._tau0 = -n_poles * self.omega, n_poles
         self._e = np.exp(-1j * np.arange(1, 3)[:, None, None] * self._stretch[:, None] * self.omega)  # (2, S, F)
 

@@ -176,8 +176,7 @@ class ResponseModel:
         self.grid = ResponseGrid(self.cascade, freqs_hz, signs)
         self.omega = self.grid.omega
         self.rho = None if ring_bound is None else ring_radius(self.cascade, ring_bound)
-        stretch = np.array([k.stretch for k in self.cascade.kinds], dtype=float)
-        self.gate = [np.cos(2 * np.pi * f * stretch / cascade.fs) for f in RING_GATE_HZ[::-1]]
+        self.gate = [np.cos(2 * np.pi * f * self.cascade._stretch / cascade.fs) for f in RING_GATE_HZ[::-1]]
 
     def __call__(self, theta, phase=True, delay=True):
         """``(phase, group_delay, d phase / d theta, d group_delay / d theta, penalty, d penalty / d theta)``.

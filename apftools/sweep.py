@@ -217,6 +217,8 @@ class ChannelMeasurement:
     time_variance_db : float or None
         Largest RMS difference (dB, over the audio band) between one period's response and their mean; None
         with one period.
+    periods : int
+        Periods of the sweep found whole in the recording and averaged.
     """
 
     latency_samples: float
@@ -231,6 +233,7 @@ class ChannelMeasurement:
     thd_percent: float
     snr_db: float
     time_variance_db: float
+    periods: int
 
     def transfer_function(self, fs):
         """The response with latency and polarity removed, on a log grid, for :func:`apftools.align.fit_response`.
@@ -256,7 +259,7 @@ class ChannelMeasurement:
         return {"latency_samples": self.latency_samples, "polarity": self.polarity,
                 "delay_confidence": self.delay_confidence, "snr_db": self.snr_db, "thd_percent": self.thd_percent,
                 "harmonics_db": {str(k): v for k, v in self.harmonics_db.items()},
-                "time_variance_db": self.time_variance_db}
+                "time_variance_db": self.time_variance_db, "periods": self.periods}
 
 
 def _low_edge(freqs, spec):
@@ -392,7 +395,7 @@ def _measure_channel(spec, x, periods):
     linear_ir[start:] = linear  # time 0 at the sweep's start; what precedes the window (harmonics) left out
     return ChannelMeasurement(latency, polarity, float(estimate.confidence), linear_ir, freqs, h,
                               excess, harmonics_db, curves, float(100.0 * math.sqrt(sum(r * r for r in ratios))),
-                              snr, variance)
+                              snr, variance, len(periods))
 
 
 def measure(spec, recorded, fs):

@@ -64,7 +64,6 @@ def measure(sweep, recorded, outdir, sections, causal, seed, force):
         report = {**channels[0], "fs": fs, "channels": channels, "mode": alignment.mode,
                   "sweep": spec.to_dict(), "inputs": {"sweep": os.path.abspath(description),
                                                       "recorded": os.path.abspath(recorded)},
-                  "periods_used": min(spec.repeats, max(1, data.shape[-1] // spec.period)),
                   "seconds": time.perf_counter() - started}
         report.pop("fit")
         write_json(folder.path("report.json"), report)

@@ -141,7 +141,9 @@ class Cascade:
     def sos_jacobian(self, theta, step=1e-30):
         """Coefficients and their derivatives, ``(sos, d sos / d theta)``.
 
-        Shapes (n_sections, 6) and (n_sections, 6, n_params).
+        Shapes (n_sections, 6) and (n_sections, 6, n_params); for a batch of
+        parameter vectors, ``theta`` of shape (B, n_params), (B, n_sections, 6)
+        and (B, n_sections, 6, n_params).
 
         A section's coefficients depend only on its own parameters, so
         stepping the j-th parameter of every section at once yields all the
@@ -152,14 +154,22 @@ class Cascade:
         without the cancellation of finite differences (Squire and Trapp,
         SIAM Review 40(1), 1998).
         """
-        self._check_theta(theta)
+        theta = np.asarray(theta, dtype=float)
+        if theta.ndim != 2:
+            self._check_theta(theta)
+        elif theta.shape[1] != self.n_params:
+            raise ApftoolsValueError(f"a batch of theta must have shape (B, {self.n_params}) for {self!r}, "
+                                     f"got {theta.shape}")
+        batch = theta.reshape(-1, self.n_params)
         slots, sections, columns = self._steps
-        stepped = np.tile(np.asarray(theta, dtype=complex), (3, 1))
-        stepped[slots, columns] += 1j * step
-        values = self._sos_values(stepped)  # (3, n_sections, 6): one batched evaluation
-        jacobian = np.zeros((self.n_sections, 6, self.n_params))
-        jacobian[sections, :, columns] = values[slots, sections].imag / step
-        sos = values[0].real  # every kind has a first parameter, so slot 0 leaves no row unstepped
+        stepped = np.repeat(batch.astype(complex)[:, None, :], 3, axis=1)
+        stepped[:, slots, columns] += 1j * step
+        values = self._sos_values(stepped)  # (B, 3, n_sections, 6): one evaluation for the whole batch
+        jacobian = np.zeros((len(batch), self.n_sections, 6, self.n_params))
+        jacobian[:, sections, :, columns] = np.moveaxis(values[:, slots, sections].imag, 0, 1) / step
+        sos = values[:, 0].real  # every kind has a first parameter, so slot 0 leaves no row unstepped
+        if theta.ndim == 1:
+            return sos[0], jacobian[0]
         return sos, jacobian
 
     def sos(self, theta):
@@ -444,26 +454,34 @@ class ResponseGrid:
     def from_sos(self, sos, d_sos=None, phase=True, delay=True):
         """:meth:`__call__` from the coefficients (with ``d_sos``, their derivatives) of :meth:`Cascade.sos_jacobian`.
 
-        ``phase=False`` or ``delay=False`` skips that half (None in its places).
+        A batch (leading axis B) gives a batch: shapes (B, n_freqs) and
+        (B, n_freqs, n_params).  ``phase=False`` or ``delay=False`` skips that
+        half (None in its places).
         """
-        a = sos[:, 4:6].T[:, :, None]                      # a_k, (2, S, 1)
-        den = 1.0 + a[0] * self._e[0] + a[1] * self._e[1]  # A, (S, F)
-        ratio = self._e * (1.0 / den)                      # e^{-jkMw} / A, (2, S, F)
-        n_freqs = den.shape[1]
-        if d_sos is not None:  # rows ordered (k, s) like ratio's
-            d_a = np.reshape(np.transpose(-2.0 * self._signs[:, None, None] * d_sos[:, 4:6, :], (1, 0, 2)),
-                             (-1, d_sos.shape[2]))
+        a1, a2 = sos[..., 4, None], sos[..., 5, None]      # a_k, (..., S, 1)
+        den = 1.0 + a1 * self._e[0] + a2 * self._e[1]       # A, (..., S, F)
+        inverse = 1.0 / den
+        ratio = (self._e[0] * inverse, self._e[1] * inverse)  # e^{-jkMw} / A, (..., S, F) each
+        if d_sos is not None:  # (..., 2S, P), rows ordered (s, k)
+            d_a = (-2.0 * self._signs[:, None, None] * d_sos[..., 4:6, :]).reshape(
+                d_sos.shape[:-3] + (-1, d_sos.shape[-1]))
+
+        def chain(parts):  # sum over s and k of parts[k][..., s, f] * d a_k,s / d theta: (..., F, P)
+            stacked = np.stack(parts, axis=-2)  # (..., S, 2, F)
+            return np.swapaxes(stacked.reshape(stacked.shape[:-3] + (-1, stacked.shape[-1])), -1, -2) @ d_a
+
         values, derivatives = [None, None], [None, None]
         if phase:
-            values[0] = self._linear - 2.0 * self._signs @ np.angle(den)
+            values[0] = self._linear - 2.0 * (self._signs @ np.angle(den))
             if d_sos is not None:
-                derivatives[0] = np.reshape(ratio.imag, (-1, n_freqs)).T @ d_a
+                derivatives[0] = chain([ratio[0].imag, ratio[1].imag])
         if delay:
-            q = a[0] * ratio[0] + 2.0 * a[1] * ratio[1]    # (S, F)
-            values[1] = self._tau0 - 2.0 * (self._signs * self._stretch) @ q.real
+            q = a1 * ratio[0] + 2.0 * a2 * ratio[1]      # (..., S, F)
+            values[1] = self._tau0 - 2.0 * ((self._signs * self._stretch) @ q.real)
             if d_sos is not None:
-                slope = (self._stretch[:, None] * ratio * (np.array([1.0, 2.0])[:, None, None] - q)).real
-                derivatives[1] = np.reshape(slope, (-1, n_freqs)).T @ d_a
+                stretch = self._stretch[:, None]
+                derivatives[1] = chain([(stretch * ratio[0] * (1.0 - q)).real,
+                                        (stretch * ratio[1] * (2.0 - q)).real])
         return tuple(values) if d_sos is None else (*values, *derivatives)
 
 

@@ -35,6 +35,7 @@ import scipy.optimize
 import scipy.signal
 from autograd import value_and_grad
 
+from . import lbfgs
 from . import structures as st
 from .cascade import Cascade, ResponseGrid
 from .errors import ApftoolsValueError
@@ -145,8 +146,9 @@ def ring_penalty(sos, d_sos, rho, c_on, c_off):
     :data:`RING_GATE_HZ`: a high-pass's phase lead needs a pole near DC
     whose group delay peaks below the measured band, where the bound says
     nothing, and its ringing is sub-audio.  0 inside the bound, smooth.
+    A batch of coefficients (leading axes) gives a batch of penalties.
     """
-    a1, a2 = sos[:, 4], sos[:, 5]
+    a1, a2 = sos[..., 4], sos[..., 5]
     scale = 1.0 - rho
     c1 = np.maximum(a2 - rho**2, 0.0) / scale
     c2 = np.maximum(np.abs(a1) - rho - a2 / rho, 0.0) / scale
@@ -154,7 +156,8 @@ def ring_penalty(sos, d_sos, rho, c_on, c_off):
     gate, d_gate_a1, d_gate_a2 = _low_gate(a1, a2, c_on, c_off)
     d_a1 = gate * 2.0 * c2 / scale * np.sign(a1) + excess * d_gate_a1
     d_a2 = gate * (2.0 * c1 / scale - 2.0 * c2 / scale / rho) + excess * d_gate_a2
-    return float(gate @ excess), d_a1 @ d_sos[:, 4, :] + d_a2 @ d_sos[:, 5, :]
+    return (np.sum(gate * excess, axis=-1),
+            np.sum(d_a1[..., None] * d_sos[..., 4, :] + d_a2[..., None] * d_sos[..., 5, :], axis=-2))
 
 
 class ResponseModel:
@@ -182,17 +185,19 @@ class ResponseModel:
         """``(phase, group_delay, d phase / d theta, d group_delay / d theta, penalty, d penalty / d theta)``.
 
         Radians and samples; the penalty is 0 without ``ring_bound``.
+        ``theta`` of shape (B, n_params) evaluates B parameter vectors at
+        once (shapes (B, n_freqs), (B, n_freqs, n_params), (B,), (B, n_params)).
         ``phase=False`` or ``delay=False`` skips that half (None in its places).
         """
         sos, d_sos = self.cascade.sos_jacobian(theta)
         response = self.grid.from_sos(sos, d_sos, phase, delay)
         if self.rho is None:
-            return (*response, 0.0, np.zeros(len(theta)))
+            return (*response, np.zeros(np.shape(theta)[:-1]), np.zeros(np.shape(theta)))
         return (*response, *ring_penalty(sos, d_sos, self.rho, *self.gate))
 
 
 def _shape_objective(model, tf, scale=2.0):
-    r"""Group-delay loss :math:`L_\tau` of ``(theta, tau)`` and its gradient.
+    r"""Group-delay loss :math:`L_\tau` of a batch of ``(theta, tau)`` rows, and its gradient.
 
     .. math:: L_\tau = \sum_f w_f\, c^2 \Big(\sqrt{1 + r_f^2 / c^2} - 1\Big), \qquad
               r_f = \tau_{\mathrm{meas}}(f) - \tau_\theta(f) - \tau,
@@ -202,27 +207,34 @@ def _shape_objective(model, tf, scale=2.0):
     """
     weights, measured = tf.weights, tf.group_delay
 
-    def objective(params):
-        _, tau, _, d_tau, ring, d_ring = model(params[:-1], phase=False)
-        r = measured - tau - params[-1]
+    def objective(params, rows=None):
+        _, tau, _, d_tau, ring, d_ring = model(params[:, :-1], phase=False)
+        r = measured - tau - params[:, -1:]
         root = np.sqrt(1.0 + (r / scale) ** 2)
         dr = -weights * r / root
-        value = np.sum(weights * scale**2 * (root - 1.0)) + RING_WEIGHTS["shape"] * ring
-        return float(value), np.append(dr @ d_tau + RING_WEIGHTS["shape"] * d_ring, np.sum(dr))
+        value = np.sum(weights * scale**2 * (root - 1.0), axis=1) + RING_WEIGHTS["shape"] * ring
+        gradient = (dr[:, None, :] @ d_tau)[:, 0] + RING_WEIGHTS["shape"] * d_ring
+        return value, np.concatenate([gradient, np.sum(dr, axis=1, keepdims=True)], axis=1)
 
     return objective
 
 
 def _phase_objective(model, tf, polarity):
-    r"""Phase loss :math:`L_\varphi` (module docstring) of ``(theta, tau)`` and its gradient."""
-    weights, measured = tf.weights, np.angle(polarity * tf.h)
+    r"""Phase loss :math:`L_\varphi` (module docstring) of a batch of ``(theta, tau)`` rows, and its gradient.
 
-    def objective(params):
-        phase, _, d_phase, _, ring, d_ring = model(params[:-1], delay=False)
-        r = measured - phase + model.omega * params[-1]
+    ``polarity``: +1 or -1, or one of them per row of the batch, whose
+    ``rows`` the objective's second argument picks (:func:`apftools.lbfgs.minimize`).
+    """
+    weights = tf.weights
+    measured = np.angle(np.reshape(polarity, (-1, 1)) * tf.h)
+
+    def objective(params, rows=None):
+        phase, _, d_phase, _, ring, d_ring = model(params[:, :-1], delay=False)
+        r = (measured if rows is None or len(measured) == 1 else measured[rows]) - phase + model.omega * params[:, -1:]
         slope = weights * np.sin(r)
-        value = np.sum(weights * (1.0 - np.cos(r))) + RING_WEIGHTS["phase"] * ring
-        return float(value), np.append(-slope @ d_phase + RING_WEIGHTS["phase"] * d_ring, slope @ model.omega)
+        value = np.sum(weights * (1.0 - np.cos(r)), axis=1) + RING_WEIGHTS["phase"] * ring
+        gradient = -(slope[:, None, :] @ d_phase)[:, 0] + RING_WEIGHTS["phase"] * d_ring
+        return value, np.concatenate([gradient, (slope @ model.omega)[:, None]], axis=1)
 
     return objective
 
@@ -231,7 +243,7 @@ def phase_loss(cascade, tf, theta, delay_samples, polarity, anticausal=None, ant
     r""":math:`L_\varphi` of a fitted model on a (held-out) measured response."""
     model = ResponseModel(cascade, tf.freqs_hz, anticausal)
     params = np.concatenate([theta, [] if anticausal is None else anticausal_theta, [delay_samples]])
-    return _phase_objective(model, tf, polarity)(params)[0]
+    return float(_phase_objective(model, tf, polarity)(params[None])[0][0])
 
 
 def peak_start(cascade, tf, rng, sign=1):
@@ -265,18 +277,13 @@ def _weighted_median(values, weights):
     return float(values[order][np.searchsorted(cumulative, 0.5 * cumulative[-1])])
 
 
-def _minimize(objective, x0, max_iter, bounds):
-    return scipy.optimize.minimize(objective, x0, jac=True, method="L-BFGS-B", bounds=bounds,
-                                   options={"maxiter": max_iter})
-
-
-def _distinct(results, rtol=1e-6):
-    """``results`` without those whose loss equals an earlier one's to ``rtol``: shapes that converged to one
-    optimum would be polished on the phase to one result, twice."""
+def _distinct(losses, rtol=1e-6):
+    """Indices of ``losses`` (sorted) without those equal to an earlier one's to ``rtol``: shapes that converged
+    to one optimum would be polished on the phase to one result, twice."""
     kept = []
-    for result in results:
-        if all(abs(result.fun - k.fun) > rtol * abs(k.fun) for k in kept):
-            kept.append(result)
+    for i, loss in enumerate(losses):
+        if all(abs(loss - losses[k]) > rtol * abs(losses[k]) for k in kept):
+            kept.append(i)
     return kept
 
 
@@ -347,29 +354,33 @@ def fit_frequency(cascade, tf, *, anticausal=None, min_delay_samples=None, polar
     model = ResponseModel(cascade, tf.freqs_hz, anticausal, ring_bound=ring_bound_samples)
     parts = [(cascade, 1)] + ([(anticausal, -1)] if anticausal is not None else [])
     n_causal = cascade.n_params
-    bounds = [(None, None)] * sum(c.n_params for c, _ in parts) + [(min_delay_samples, None)]
     thetas = [np.concatenate([peak_start(c, tf, rng, sign) for c, sign in parts])]
     thetas += [np.concatenate([c.init(rng) for c, _ in parts]) for _ in range(max(n_starts, 1) - 1)]
+    thetas = np.array(thetas)
     # each start's residual delay begins where its group delay meets the measured one (weighted median):
     # starting at 0 left the shape fit stranded when the bulk estimate was off by a few samples
-    starts = [np.append(theta, max(_weighted_median(tf.group_delay - model(theta, phase=False)[1], tf.weights),
-                                   -np.inf if min_delay_samples is None else min_delay_samples))
-              for theta in thetas]
+    delays = [_weighted_median(tf.group_delay - tau, tf.weights) for tau in model(thetas, phase=False)[1]]
+    if min_delay_samples is not None:
+        delays = np.maximum(delays, min_delay_samples)
     shape = _shape_objective(model, tf)
-    # successive halving: every start gets a short run, the best few run to convergence
-    scouts = sorted((_minimize(shape, start, scout_iter, bounds) for start in starts), key=lambda r: r.fun)
-    shaped = _distinct(sorted((_minimize(shape, r.x, max_iter, bounds) for r in scouts[:n_polish]),
-                              key=lambda r: r.fun))
-    best = {}
-    for sign in (polarity, -polarity):
-        phase = _phase_objective(model, tf, sign)
-        best[sign] = min((_minimize(phase, r.x, max_iter, bounds) for r in shaped), key=lambda r: r.fun)
-    expected, other = best[polarity].fun, best[-polarity].fun
+    # successive halving: every start gets a short run, the best few run to convergence; all starts are
+    # evaluated together (lbfgs.minimize), about as fast as one
+    scouts = lbfgs.minimize(shape, np.column_stack([thetas, delays]), scout_iter, min_delay_samples)
+    best = np.argsort(scouts.fun)[:n_polish]
+    shaped = lbfgs.minimize(shape, scouts.x[best], max_iter, min_delay_samples)
+    order = np.argsort(shaped.fun)
+    kept = order[_distinct(shaped.fun[order])]
+    signs = np.repeat([polarity, -polarity], len(kept))  # both polarities from every distinct shape, at once
+    phased = lbfgs.minimize(_phase_objective(model, tf, signs), np.tile(shaped.x[kept], (2, 1)), max_iter,
+                            min_delay_samples)
+    best = {sign: np.flatnonzero(signs == sign)[np.argmin(phased.fun[signs == sign])] for sign in (1, -1)}
+    expected, other = phased.fun[best[polarity]], phased.fun[best[-polarity]]
     flip = (other < polarity_margin * expected and expected > polarity_floor) or other < polarity_clear * expected
     sign = -polarity if flip else polarity
-    x = best[sign].x
-    return FrequencyFit(x[:n_causal], float(x[-1]), sign, float(best[sign].fun), [float(r.fun) for r in shaped],
-                        x[n_causal:-1] if anticausal is not None else None, float(ring_bound_samples))
+    x = phased.x[best[sign]]
+    return FrequencyFit(x[:n_causal], float(x[-1]), sign, float(phased.fun[best[sign]]),
+                        [float(f) for f in shaped.fun[kept]], x[n_causal:-1] if anticausal is not None else None,
+                        float(ring_bound_samples))
 
 
 @dataclass

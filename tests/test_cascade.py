@@ -15,6 +15,7 @@ from hypothesis.extra.numpy import arrays
 
 from apftools import R_MAX, ApftoolsError, Cascade
 from apftools import structures as st
+from apftools.cascade import ResponseGrid
 
 KINDS = ["1", "2", "1w", "2w", "1sw", "2sw", "2sw3"]
 RATES = [8000, 44100, 48000, 96000, 192000]
@@ -116,6 +117,22 @@ def test_group_delay_matches_scipy(case):
     # ~1000 samples and 1e-2 right next to the circle (the mpmath-checked regressions below), so
     # this property keeps |theta| <= 2 and compares to 1e-4; the next tests are tighter
     np.testing.assert_allclose(cascade.group_delay(theta, freqs), expected, rtol=1e-4, atol=1e-9)
+
+
+def test_a_batch_of_thetas_gives_each_row_its_own_response_and_derivatives():
+    cascade = Cascade("2x2w,1w,2sw2,1", 96000)
+    thetas = 1.5 * np.random.default_rng(4).standard_normal((5, cascade.n_params))
+    grid = ResponseGrid(cascade, np.geomspace(20.0, 40000.0, 64), [1, -1, 1, 1, -1])
+    sos, d_sos = cascade.sos_jacobian(thetas)
+    batch = grid.from_sos(sos, d_sos)
+    for row, theta in enumerate(thetas):
+        single_sos, single_d = cascade.sos_jacobian(theta)
+        np.testing.assert_array_equal(sos[row], single_sos)
+        np.testing.assert_array_equal(d_sos[row], single_d)
+        for got, expected in zip(batch, grid(theta, jacobian=True)):
+            np.testing.assert_allclose(got[row], expected, rtol=1e-13, atol=1e-13)
+    with pytest.raises(ValueError, match=r"batch of theta must have shape \(B, 12\)"):
+        cascade.sos_jacobian(np.zeros((2, 3)))
 
 
 @pytest.mark.parametrize(

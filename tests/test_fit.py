@@ -99,14 +99,27 @@ def test_objectives_are_zero_at_the_truth_and_their_gradients_are_exact():
     tf = exact_response(cascade, theta, delay=0.3)
     model = ResponseModel(cascade, tf.freqs_hz)
     truth = np.append(theta, 0.3)
-    for objective in (_phase_objective(model, tf, 1), _shape_objective(model, tf)):
+    for batched in (_phase_objective(model, tf, 1), _shape_objective(model, tf)):
+        def objective(params, batched=batched):  # one row of the batch the objectives take
+            value, grad = batched(params[None])
+            return value[0], grad[0]
+
         value, grad = objective(truth)
         assert value == pytest.approx(0.0, abs=1e-20)
         np.testing.assert_allclose(grad, 0.0, atol=1e-10)
         point = np.append(cascade.init(1), 0.1)
         np.testing.assert_allclose(objective(point)[1], central_differences(objective, point), rtol=1e-6, atol=1e-9)
     # inverted polarity is the farthest a phasor can be: 1 - cos(pi) = 2
-    assert _phase_objective(model, tf, -1)(truth)[0] == pytest.approx(2.0)
+    assert _phase_objective(model, tf, -1)(truth[None])[0] == pytest.approx([2.0])
+    # a batch is its rows; per-row polarities follow the rows the optimiser passes
+    points = np.array([truth, np.append(cascade.init(2), -0.4), np.append(cascade.init(3), 1.2)])
+    both = _phase_objective(model, tf, np.array([1, -1, 1, -1]))
+    for rows in ([0, 1, 2], [1, 3], [3]):
+        value, grad = both(points[np.array(rows) % 3], np.array(rows))
+        for k, row in enumerate(rows):
+            single = _phase_objective(model, tf, (1, -1)[row % 2])(points[row % 3][None])
+            np.testing.assert_allclose(value[k], single[0][0], rtol=1e-13)
+            np.testing.assert_allclose(grad[k], single[1][0], rtol=1e-12, atol=1e-15)
 
 
 def test_peak_start_puts_second_order_sections_on_group_delay_peaks():

@@ -26,7 +26,7 @@ response estimation and automatic signal alignment", DAFx 2023.
 """
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -205,8 +205,12 @@ class _Settings:
     biasnet: dict = field(default_factory=dict)
 
 
-def _fit_group(dry, wet, fs, settings, rng, progress):
-    """Delay, polarity and cascades for one group of channels; returns (model, report entries)."""
+def _fit_group(dry, wet, fs, settings, rng, progress, before):
+    """Delay, polarity and cascades for one group of channels; returns (model, report entries).
+
+    ``before``: the group's unaligned metrics, whose band levels say which
+    bands the fit weighs (:func:`apftools.metrics.fit_bands`).
+    """
     report = {}
     estimate = estimate_delay(dry, wet, fs, settings.max_delay_s)
     report["bulk_delay_samples"] = float(estimate.delay_samples)
@@ -221,7 +225,7 @@ def _fit_group(dry, wet, fs, settings, rng, progress):
     shifted = estimate.polarity * apply_delay(dry, estimate.delay_samples)
     report["coherence"], report["phase_drift_deg"], more = _group_warnings(shifted, wet, fs)
     report["warnings"] = warnings + more
-    grid = log_grid(transfer_function(shifted, wet, fs))
+    grid = replace(log_grid(transfer_function(shifted, wet, fs)), bands=metrics.fit_bands(before["band_level_db"]))
     progress(0.15, "response")
     model = _fit_grid(grid, estimate.delay_samples, estimate.polarity, settings, rng, report)
     cascade, polarity, delay, theta = model.cascade, model.polarity, model.delay_samples, model.theta
@@ -457,12 +461,12 @@ def align(dry, wet, fs, *, sections=None, causal=False, method="lbfgs", loss="ms
                 progress((i + fraction) / len(groups), label)
 
             d, w = dry2[channels], wet2[channels]
-            model, report = _fit_group(d, w, fs, settings, rng, group_progress)
+            unaligned = before if len(groups) == 1 else metrics.mix_report(d, w, fs)
+            model, report = _fit_group(d, w, fs, settings, rng, group_progress, unaligned)
             bulk = report["bulk_delay_samples"]  # causal mode cannot advance
             candidates = {label: model, "none": ChannelModel(0.0, 1),
                           "delay-only": ChannelModel(max(bulk, 0.0) if causal else bulk, report["bulk_polarity"])}
-            chosen, score, report["harm_db"], more = _choose(
-                candidates, fs, d, w, before if len(groups) == 1 else metrics.mix_report(d, w, fs))
+            chosen, score, report["harm_db"], more = _choose(candidates, fs, d, w, unaligned)
             where = f"channel(s) {', '.join(str(c + 1) for c in channels)}: " if n_channels > 1 else ""
             warnings += [where + text for text in report.pop("warnings") + more]
             kept = candidates[chosen]  # the report describes what is kept, not what was fitted

@@ -37,6 +37,9 @@ MIN_DB = -120.0
 BAND_FLOOR = 1e-6
 """A third-octave band with less energy than this fraction of the loudest band is reported as NaN."""
 
+FIT_MARGIN_DB = 5.0
+"""The fit also weighs bands up to this much below :data:`BAND_FLOOR` (:func:`fit_bands`)."""
+
 MIN_SAMPLES = 64
 """Shortest signal the spectral metrics accept (one frame of at least this many samples)."""
 
@@ -225,16 +228,37 @@ def third_octave_centres(fs):
     return bands.third_octave_centres(validate_fs(fs))
 
 
-def _bands(freqs, numerator, denominator, fs):
-    centres = bands.third_octave_centres(fs)
+def _band_sums(freqs, values, fs):
     index = bands.third_octave_index(freqs, fs)
-    inside = index >= 0
-    band_num = np.bincount(index[inside], numerator[inside], len(centres))
-    band_den = np.bincount(index[inside], denominator[inside], len(centres))
+    return np.bincount(index[index >= 0], values[index >= 0], len(bands.third_octave_centres(fs)))
+
+
+def _bands(freqs, numerator, denominator, fs):
+    band_num, band_den = _band_sums(freqs, numerator, fs), _band_sums(freqs, denominator, fs)
     valid = band_den > BAND_FLOOR * np.max(band_den)
-    deficit = np.full(len(centres), np.nan)
+    deficit = np.full(len(band_den), np.nan)
     deficit[valid] = _db(band_num[valid] / band_den[valid])
-    return centres, deficit
+    return bands.third_octave_centres(fs), deficit
+
+
+def fit_bands(band_level_db):
+    """Which third-octave bands a fit should weigh: 1 within :data:`FIT_MARGIN_DB` of being judged, else 0.
+
+    ``band_level_db`` is :func:`mix_summary`'s (the unaligned pair's);
+    NaN where it is None: the STFT has no bin in the band (the lowest bands
+    at high rates), so the fit decides by its own measure
+    (:class:`~apftools.response.TransferFunction`'s ``bands``).  A band's
+    level moves by a dB or two between the candidates an alignment
+    compares, so one that the unaligned pair left just below
+    :data:`BAND_FLOOR` may be judged after alignment: a 90-degree phase
+    rotator's 16 kHz band, 61 dB down, was, and a fit that had left it out
+    (its own measure put it 71 dB down) lost 4 dB there.  Bands that are
+    not judged are not weighed either: fitting a cabinet's 70 dB-down top
+    octave cost its causal fit 0.3 dB in a band that counts.
+    """
+    level = np.array([np.nan if v is None else v for v in band_level_db], dtype=float)
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isnan(level), np.nan, (level >= 10.0 * np.log10(BAND_FLOOR) - FIT_MARGIN_DB) * 1.0)
 
 
 def band_mix_deficit_db(dry, wet, fs):
@@ -466,7 +490,9 @@ def mix_summary(dry, wet, fs):
         ``mix_deficit_db``, ``worst_band_hz``, ``worst_band_db`` (NaN only if
         every band is NaN), ``worst_band`` (its nominal label, "12.5 kHz"),
         ``bands_hz``, ``band_labels`` and ``band_deficit_db``
-        (:func:`band_mix_deficit_db` as lists, None for its NaN bands), and
+        (:func:`band_mix_deficit_db` as lists, None for its NaN bands),
+        ``band_level_db`` (each band's energy :math:`\\sum (|D| + |gW|)^2`
+        re the loudest band's, dB; None where it has no bin), and
         ``mix_ratio_curve`` (:func:`mix_ratio_curve`).
     """
     return _summary(*_checked(dry, wet, fs))
@@ -477,6 +503,9 @@ def _summary(dry, wet, fs):
     numerator, denominator = _at_ratio(sums, 0.5)
     centres, band_deficit = _bands(freqs, numerator, denominator, fs)
     band_hz, band_db = worst_band(centres, band_deficit)
+    energy = _band_sums(freqs, denominator, fs)
+    level = np.full(len(energy), -np.inf)
+    level[energy > 0] = 10.0 * np.log10(energy[energy > 0] / np.max(energy))
     return {
         "mix_deficit_db": _deficit(numerator, denominator),
         "worst_band_hz": band_hz,
@@ -485,6 +514,7 @@ def _summary(dry, wet, fs):
         "bands_hz": centres.tolist(),
         "band_labels": [bands.band_label(c) for c in centres],
         "band_deficit_db": [None if np.isnan(v) else float(v) for v in band_deficit],  # JSON: no NaN
+        "band_level_db": [None if np.isinf(v) else float(v) for v in level],
         "mix_ratio_curve": _ratio_curve(freqs, sums, fs, WET_RATIOS),
     }
 

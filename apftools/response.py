@@ -24,7 +24,7 @@ from .bands import audio_band, third_octave_centres, third_octave_index
 from .errors import ApftoolsValueError
 
 
-#: Weights ignore third-octave bands more than 60 dB below the strongest (power ratio).
+#: Without given ``bands``, weights ignore third-octave bands more than 60 dB below the strongest (power ratio).
 LEVEL_FLOOR = 1e-6
 
 
@@ -47,6 +47,10 @@ class TransferFunction:
         :math:`-d\varphi/d\omega` in samples (see :func:`measured_group_delay`).
     fs : float
         Sample rate in Hz.
+    bands : ndarray, optional
+        Per third-octave band (:func:`~apftools.bands.third_octave_centres`):
+        1 to weigh it, 0 not to, NaN to weigh it if it has energy
+        (:attr:`weights`); by default NaN for all.
     """
 
     freqs_hz: np.ndarray
@@ -55,6 +59,7 @@ class TransferFunction:
     power: np.ndarray
     group_delay: np.ndarray
     fs: float
+    bands: np.ndarray = None
 
     @property
     def weights(self):
@@ -69,22 +74,31 @@ class TransferFunction:
                   \qquad f \in b,
 
         with :math:`\bar\gamma^2_b` the mean coherence over the band's bins.
-        A band has energy when :math:`\sum_{f \in b} P(f)` is at least
-        :data:`LEVEL_FLOOR` times the strongest band's; bins outside every
-        band or in bands without energy get 0.  Measured on real effects:
-        weights following power, or even level in dB, gave a band 16 dB down
-        almost nothing, and the fit dug notches there; the mix deficit judges
-        every band, so the fit weighs every band alike.
+        The bands are those :attr:`bands` names (:func:`apftools.align.align`
+        names the bands its metrics judge, so that the fit weighs each band
+        the mix deficit is scored on, however quiet, and no other) and, where
+        it says NaN, those with energy: whose mean level times width,
+        :math:`\bar P_b\, \Delta f_b` (whatever share of its bins a log grid
+        kept), is at least :data:`LEVEL_FLOOR` times the strongest band's.
+        Bins outside every band or in other bands get 0.
+        Measured on real effects: weights following power, or even level in
+        dB, gave a band 16 dB down almost nothing, and the fit dug notches
+        there; the mix deficit judges every band, so the fit weighs every band
+        alike.
         """
         index = third_octave_index(self.freqs_hz, self.fs)
         inside = index >= 0
         n_bands = len(third_octave_centres(self.fs))
         share = self.coherence * self.power
-        band_energy = np.bincount(index[inside], self.power[inside], n_bands)
-        band_share = np.bincount(index[inside], share[inside], n_bands)
         counts = np.bincount(index[inside], minlength=n_bands)
+        width = third_octave_centres(self.fs) * (2 ** (1 / 6) - 2 ** (-1 / 6))
+        band_energy = np.bincount(index[inside], self.power[inside], n_bands) / np.maximum(counts, 1) * width
+        band_share = np.bincount(index[inside], share[inside], n_bands)
         band_coherence = np.bincount(index[inside], self.coherence[inside], n_bands) / np.maximum(counts, 1)
-        has_energy = (band_energy >= LEVEL_FLOOR * np.max(band_energy)) & (band_share > 0)
+        chosen = band_energy >= LEVEL_FLOOR * np.max(band_energy)
+        if self.bands is not None:
+            chosen = np.where(np.isnan(self.bands), chosen, self.bands == 1.0)
+        has_energy = chosen & (band_share > 0)
         scale = np.where(has_energy, band_coherence / np.where(has_energy, band_share, 1.0), 0.0)
         w = np.zeros(len(self.freqs_hz))
         w[inside] = share[inside] * scale[index[inside]]
@@ -113,7 +127,7 @@ class TransferFunction:
     def select(self, mask):
         """The transfer function at the frequencies where ``mask`` is true."""
         return TransferFunction(self.freqs_hz[mask], self.h[mask], self.coherence[mask], self.power[mask],
-                                self.group_delay[mask], self.fs)
+                                self.group_delay[mask], self.fs, self.bands)
 
 
 def frame_length(fs, seconds, max_samples=None):

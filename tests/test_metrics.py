@@ -130,11 +130,34 @@ def test_common_length(noise):
     assert metrics.ncc(longer, noise) == pytest.approx(1.0)
 
 
+def test_band_levels_and_the_bands_a_fit_weighs():
+    # a 200 Hz tone and a 1 kHz tone 63 dB below it: the 1 kHz band is not judged (BAND_FLOOR is 60 dB
+    # down) but is fitted (FIT_MARGIN_DB more)
+    t = np.arange(4 * FS) / FS
+    x = np.sin(2 * np.pi * 200 * t) + 10 ** (-63 / 20) * np.sin(2 * np.pi * 1000 * t)
+    summary = metrics.mix_summary(x, x, FS)
+    centres = np.array(summary["bands_hz"])
+    tone, quiet = (int(np.argmin(np.abs(centres - f))) for f in (200, 1000))
+    assert summary["band_level_db"][tone] == 0.0
+    assert summary["band_level_db"][quiet] == pytest.approx(-63.0, abs=0.5)  # the 200 Hz band leaks a little
+    assert summary["band_deficit_db"][quiet] is None and summary["band_deficit_db"][tone] == pytest.approx(0.0)
+    fitted = metrics.fit_bands(summary["band_level_db"])
+    assert fitted[quiet] == 1.0
+    judged = np.array([v is not None for v in summary["band_deficit_db"]])
+    levels = np.array([np.nan if v is None else v for v in summary["band_level_db"]])
+    np.testing.assert_array_equal(fitted[~np.isnan(levels)], levels[~np.isnan(levels)] >= -65.0)
+    assert np.all(fitted[judged] == 1.0)  # every judged band
+    # a band without an STFT bin (the 25 Hz band at 192 kHz) is left to the fit's own measure: NaN
+    assert np.isnan(metrics.fit_bands([None, -3.0, -70.0])).tolist() == [True, False, False]
+    assert metrics.fit_bands([None, -3.0, -70.0])[1:].tolist() == [1.0, 0.0]
+
+
 def test_mix_report(noise, hilbert, monkeypatch):
     monkeypatch.setattr(metrics, "_residual_delay", lambda dry, wet, fs: 1.5)  # tested on its own
     report = metrics.mix_report(noise, hilbert, FS)
     assert list(report) == ["mix_deficit_db", "worst_band_hz", "worst_band_db", "worst_band", "bands_hz",
-                            "band_labels", "band_deficit_db", "mix_ratio_curve", "phase_error_deg", "esr", "ncc",
+                            "band_labels", "band_deficit_db", "band_level_db", "mix_ratio_curve", "phase_error_deg",
+                            "esr", "ncc",
                             "coherence", "residual_delay_samples"]
     centres, deficits = metrics.band_mix_deficit_db(noise, hilbert, FS)
     assert report.pop("bands_hz") == centres.tolist()
@@ -142,6 +165,8 @@ def test_mix_report(noise, hilbert, monkeypatch):
     assert report.pop("worst_band") == band_label(report["worst_band_hz"])
     assert report.pop("mix_ratio_curve") == metrics.mix_ratio_curve(noise, hilbert, FS)
     np.testing.assert_array_equal(np.array(report.pop("band_deficit_db"), dtype=float), deficits)  # None -> NaN
+    levels = np.array(report.pop("band_level_db"), dtype=float)
+    assert np.nanmax(levels) == 0.0 and np.all(np.isnan(levels) == np.isnan(deficits))  # white noise: all bands
     assert all(type(value) is float for value in report.values())
     json.dumps(report, allow_nan=False)
     assert report["mix_deficit_db"] == metrics.mix_deficit_db(noise, hilbert, FS)

@@ -1,10 +1,12 @@
 """Measured transfer functions: Welch H1 estimate, coherence, log grid, group delay."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import scipy.signal
 
-from apftools import ApftoolsValueError
+from apftools import ApftoolsValueError, bands
 from apftools.response import TransferFunction, default_nperseg, log_grid, transfer_function
 
 FS = 48000
@@ -38,12 +40,36 @@ def test_coherence_falls_with_added_noise(noise):
 def test_weights_give_every_band_with_energy_its_mean_coherence():
     freqs = np.array([100.0, 105.0, 200.0, 1000.0, 21000.0])  # bands 100, 100, 200, 1000 Hz; 21 kHz in none
     coherence = np.array([1.0, 0.5, 0.8, 1.0, 1.0])
-    power = np.array([1.0, 3.0, 10.0, 1e-6, 1.0])  # the 1 kHz band is 70 dB below the 200 Hz band: no energy
+    power = np.array([1.0, 3.0, 10.0, 1e-10, 1.0])  # the 1 kHz band is 93 dB below the 200 Hz band: no energy
     tf = TransferFunction(freqs, np.ones(5, complex), coherence, power, np.zeros(5), FS)
     # band 100 Hz: total 0.75 (mean coherence) shared as gamma^2 P = 1 : 1.5; band 200 Hz: 0.8
     raw = np.array([0.75 * 1.0 / 2.5, 0.75 * 1.5 / 2.5, 0.8, 0.0, 0.0])
     np.testing.assert_allclose(tf.weights, raw / raw.sum())
+    # given bands (the ones the metrics judge) overrule the level: the 1 kHz band gets its full share, the
+    # 200 Hz band none; NaN leaves the 100 Hz band to its level
+    given = np.zeros(len(bands.third_octave_centres(FS)))
+    k100, k200, k1000 = bands.third_octave_index(freqs[[0, 2, 3]], FS)
+    given[k100], given[k1000] = np.nan, 1.0
+    chosen = dataclasses.replace(tf, bands=given)
+    np.testing.assert_allclose(chosen.weights, np.array([0.3, 0.45, 0.0, 1.0, 0.0]) / 1.75)
+    np.testing.assert_array_equal(chosen.select(np.array([True, True, True, True, False])).bands, chosen.bands)
     np.testing.assert_array_equal(tf.select(np.array([True, False, True, False, False])).freqs_hz, [100.0, 200.0])
+
+
+def test_which_bands_have_energy_does_not_depend_on_how_many_bins_the_grid_kept():
+    # power density falling as f^-3: the 16 kHz band's mean level times its width is 56 dB below the
+    # 25 Hz band's, but a 128-point log grid keeps 4 of its 1266 bins, so bin sums would put it at 81 dB
+    freqs = np.linspace(0.0, FS / 2, 8193)[1:]
+    power = (20.0 / freqs) ** 3
+    tf = TransferFunction(freqs, np.ones(len(freqs), complex), np.ones(len(freqs)), power, np.zeros(len(freqs)), FS)
+
+    def bands_with_weight(t):
+        index = bands.third_octave_index(t.freqs_hz, FS)
+        return np.bincount(index[index >= 0], t.weights[index >= 0], len(bands.third_octave_centres(FS))) > 0
+
+    full, thinned = bands_with_weight(tf), bands_with_weight(log_grid(tf, n_points=128))
+    np.testing.assert_array_equal(full, thinned)
+    assert full[bands.third_octave_centres(FS).searchsorted(15000.0)]  # the 16 kHz band
 
 
 def test_log_grid_keeps_every_low_bin_and_thins_the_top(noise):

@@ -25,6 +25,8 @@ WHOLE_FILE_S = 60.0
 N_EXCERPTS = 6
 #: ... of this many seconds each.
 EXCERPT_S = 6.0
+#: Each excerpt fades in and out over this many seconds (both files alike).
+FADE_S = 0.05
 #: Bulk delays of the excerpts differing by more than this (samples) are reported as drift.
 DRIFT_SAMPLES = 1.0
 #: Blocks of the loudness scan (samples).
@@ -99,6 +101,10 @@ def read_for_analysis(dry, wet, *, whole_file_s=WHOLE_FILE_S, n_excerpts=N_EXCER
     is read whole, and a longer one gives ``n_excerpts`` excerpts of
     ``excerpt_s`` seconds (module docstring), the same sample ranges of both
     files, joined in order; :attr:`Analysis.notes` says when the lengths differ.
+    Excerpts fade in and out over :data:`FADE_S` (a raised cosine), so the
+    joins are not steps that no model reproduces: unfaded, the mix of a
+    high-pass's model scored 0.10 dB worse on the joined excerpts than on
+    the whole file (0.0005 dB).
     """
     fs = dry.fs
     n = min(dry.frames, wet.frames)
@@ -112,7 +118,15 @@ def read_for_analysis(dry, wet, *, whole_file_s=WHOLE_FILE_S, n_excerpts=N_EXCER
     notes = [] if dry.frames == wet.frames else [
         f"the dry lasts {dry.frames / fs:.2f} s and the wet {wet.frames / fs:.2f} s; analysed on the first "
         f"{n / fs:.2f} s, both"]
-    joined = (np.concatenate([reader.read(a, b) for a, b in spans], axis=1) for reader in (dry, wet))
+    def excerpt(reader, start, stop):
+        block = reader.read(start, stop)
+        if len(spans) > 1:
+            ramp = np.sin(0.5 * np.pi * np.linspace(0.0, 1.0, min(int(FADE_S * fs), block.shape[1] // 2))) ** 2
+            block[:, :len(ramp)] *= ramp
+            block[:, block.shape[1] - len(ramp):] *= ramp[::-1]
+        return block
+
+    joined = (np.concatenate([excerpt(reader, a, b) for a, b in spans], axis=1) for reader in (dry, wet))
     return Analysis(*joined, spans, n, notes)
 
 

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from apftools import Alignment
 from apftools.cli import main
 from apftools.delay import apply_delay
-from apftools.excerpts import Analysis, choose_spans, delay_drift, read_for_analysis
+from apftools.excerpts import FADE_S, Analysis, choose_spans, delay_drift, read_for_analysis
 from apftools.io import AudioReader
 from apftools.render import ArrayReader
 
@@ -36,7 +36,11 @@ def test_short_pairs_are_read_whole_and_long_ones_in_excerpts():
     assert len(long.spans) == 4 and long.dry.shape == (2, 20 * FS)
     np.testing.assert_array_equal(long.wet, 2 * long.dry)  # the same ranges of both files
     a, b = long.spans[2]
-    np.testing.assert_array_equal(long.dry[:, 10 * FS:15 * FS], dry[:, a:b])
+    fade = int(FADE_S * FS)  # each excerpt fades in and out, a raised cosine, and is the file's samples between
+    np.testing.assert_array_equal(long.dry[:, 10 * FS + fade:15 * FS - fade], dry[:, a + fade:b - fade])
+    ramp = np.sin(0.5 * np.pi * np.linspace(0.0, 1.0, fade)) ** 2
+    np.testing.assert_allclose(long.dry[:, 10 * FS:10 * FS + fade], dry[:, a:a + fade] * ramp, rtol=1e-15)
+    np.testing.assert_allclose(long.dry[:, 15 * FS - fade:15 * FS], dry[:, b - fade:b] * ramp[::-1], rtol=1e-15)
 
 
 def test_a_delay_that_changes_along_the_file_is_reported():

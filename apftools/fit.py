@@ -288,7 +288,7 @@ def _distinct(losses, rtol=1e-6):
 
 
 def fit_frequency(cascade, tf, *, anticausal=None, min_delay_samples=None, polarity=1, n_starts=16, n_polish=8,
-                  rng=None, max_iter=200, scout_iter=30, polarity_margin=0.5, polarity_floor=0.02,
+                  rng=None, max_iter=200, scout_iter=60, polarity_margin=0.5, polarity_floor=0.02,
                   polarity_clear=0.1, ring_bound_samples=None):
     r"""Stage 1: fit the cascades' phase, a residual delay and the polarity to a measured response.
 
@@ -296,22 +296,27 @@ def fit_frequency(cascade, tf, *, anticausal=None, min_delay_samples=None, polar
     phase wrapping, so its landscape is far smoother than the phase's) from
     ``n_starts`` starts, each scouted for ``scout_iter`` iterations.  Then the
     ``n_polish`` best shapes run to convergence and the distinct ones are
-    polished on :math:`L_\varphi` for both polarities.  The opposite polarity wins if its
+    polished on :math:`L_\varphi` for both polarities.  Each step evaluates
+    all the starts it runs at once (:func:`apftools.lbfgs.minimize`).  The opposite polarity wins if its
     loss is below ``polarity_margin`` times the given one's while the given
     one's is above ``polarity_floor`` (it fits badly: a causal cascade that
     cannot follow an EQ's lead fitted 0.19 against 0.017 inverted), or below
-    ``polarity_clear`` times it (clearly better).  A cascade can imitate an
-    inversion over a limited band, so both polarities often fit: on the
-    shipped fixture both reached 0.0003 to 0.02 (1 to 11 degrees RMS, under
-    0.05 dB in the mix) and which was lower followed the seed, as on 27 of 30
-    real-effect cases (within a factor 1/5 to 5); where GCC-PHAT's polarity
-    was wrong (a Linkwitz-Riley low-pass) the other measured below 1/30 of
-    it.  The choice still follows the seed where the search misses one
-    polarity's optimum altogether: over seeds 0-4, 5 of the 30 real cases
-    flip on one seed (two are the nonlinear and time-varying controls).
-    Polishing ``n_polish=8`` shapes, not 4: the scouts' ranking after 30
-    iterations missed the best basin on some seeds (phase losses 10 to 18
-    times the other seeds' on an RIAA and a 10-band EQ case).
+    ``polarity_clear`` times it (clearly better).  A margin of 0.9 flipped a
+    causal cabinet that fitted 0.086 against 0.053 inverted (and mixed
+    0.1 dB better so) but, offline, flipped 7 of 30 real cases on one seed
+    of five or more, against 5 with 0.5 (2 of them the nonlinear and
+    time-varying controls).  A cascade can imitate an inversion over a
+    limited band, so both polarities often fit: on the shipped fixture both
+    reached 0.0003 to 0.02 (1 to 11 degrees RMS, under 0.05 dB in the mix)
+    and which was lower followed the seed, as on 27 of 30 real-effect cases
+    (within a factor 1/5 to 5); where GCC-PHAT's polarity was wrong (a
+    Linkwitz-Riley low-pass) the other measured below 1/30 of it.  The
+    choice still follows the seed where the search misses one polarity's
+    optimum altogether.  Polishing ``n_polish=8`` shapes, not 4, and
+    scouting ``scout_iter=60`` iterations, not 30: the scouts' ranking
+    missed the best basin on some seeds (phase losses 10 to 18 times the
+    other seeds' on an RIAA and a 10-band EQ case; 0.079 against 0.04 and
+    a worst band of -1.9 dB against -0.4 on a cabinet at 96 kHz, with 30).
 
     Parameters
     ----------

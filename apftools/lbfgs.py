@@ -2,8 +2,8 @@ r"""L-BFGS over a batch of independent problems, evaluated together.
 
 Stage 1 of the fit (:func:`apftools.fit.fit_frequency`) minimises the same
 loss from many starts.  One evaluation of the cascade's response costs about
-as much for 16 starts stacked as for one (it is dominated by the overhead of
-some hundred small numpy calls), so :func:`minimize` runs every start's
+twice as much for 16 starts stacked as for one (a single one is dominated by
+the overhead of some hundred small numpy calls), so :func:`minimize` runs every start's
 L-BFGS in lock step and evaluates the objective once per step for all
 starts still running.  Each start keeps its own history, step length and
 stopping test; starts that have stopped are not evaluated again.
@@ -12,8 +12,9 @@ The algorithm is limited-memory BFGS (Nocedal and Wright, *Numerical
 Optimization*, 2nd ed., Springer 2006: Algorithm 7.4 for the two-loop
 recursion, with the initial scaling :math:`\gamma = s^\top y / y^\top y`
 of their eq. 7.20) with a backtracking line search on the Armijo condition
-(their Algorithm 3.1, with the quadratic interpolation of section 3.5,
-safeguarded to [0.1, 0.5] of the last step).  A pair :math:`(s, y)` enters
+(their Algorithm 3.1; each backtrack goes to the minimiser of the cubic
+through the values and slopes at both ends, their eq. 3.59, safeguarded to
+[0.1, 0.5] of the last step).  A pair :math:`(s, y)` enters
 the history only if :math:`s^\top y > 0`, which keeps the inverse-Hessian
 approximation positive definite.  The last variable may have a lower bound
 (the fit's residual delay in causal mode): trial points are projected onto

@@ -318,7 +318,9 @@ FALLBACKS = ("none", "delay-only")
 def _choose(candidates, fs, dry, wet, before):
     """The candidate to keep, its metrics, its harm to the unaligned pair (dB), and warnings: do no harm, band by band.
 
-    Every candidate is scored on every third-octave band with energy.  A
+    Every candidate is scored (:func:`apftools.metrics.mix_summary`; the
+    kept one's full :func:`~apftools.metrics.mix_report`) on every
+    third-octave band with energy.  A
     fallback (:data:`FALLBACKS`) is harmless when it leaves no band more
     than :data:`HARM_TOLERANCE_DB` worse than unaligned; a fitted model, when
     it leaves no band that much worse than the better fallback in that band
@@ -328,8 +330,8 @@ def _choose(candidates, fs, dry, wet, before):
     still lifts the worst band by more than the tolerance over the best
     harmless one, and the report names every band it harms with both values.
     """
-    scores = {name: metrics.mix_report(model.apply(dry), wet, fs) if name != "none" else before
-              for name, model in candidates.items()}
+    aligned = {name: model.apply(dry) for name, model in candidates.items() if name != "none"}
+    scores = {name: metrics.mix_summary(aligned[name], wet, fs) if name != "none" else before for name in candidates}
     bands = {name: np.array(score["band_deficit_db"], dtype=float) for name, score in scores.items()}  # None -> NaN
     fallback = np.fmax.reduce([bands[name] for name in FALLBACKS if name in bands])  # NaN only where none has energy
     reference = {name: bands["none"] if name in FALLBACKS else fallback for name in scores}
@@ -352,7 +354,8 @@ def _choose(candidates, fs, dry, wet, before):
         else:
             warnings.append(f"{best!r} mixes best overall but would leave bands worse than {baseline} "
                             f"({', '.join(harmed)}); keeping {safe!r}")
-    return chosen, scores[chosen], metrics.band_harm_db(bands["none"], bands[chosen]), warnings
+    score = before if chosen == "none" else metrics.mix_report(aligned[chosen], wet, fs, scores[chosen])
+    return chosen, score, metrics.band_harm_db(bands["none"], bands[chosen]), warnings
 
 
 def align(dry, wet, fs, *, sections=None, causal=False, method="lbfgs", loss="mse", max_delay_s=0.25, seed=0,

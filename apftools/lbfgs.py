@@ -4,9 +4,11 @@ Stage 1 of the fit (:func:`apftools.fit.fit_frequency`) minimises the same
 loss from many starts.  One evaluation of the cascade's response costs about
 twice as much for 16 starts stacked as for one (a single one is dominated by
 the overhead of some hundred small numpy calls), so :func:`minimize` runs every start's
-L-BFGS in lock step and evaluates the objective once per step for all
-starts still running.  Each start keeps its own history, step length and
-stopping test; starts that have stopped are not evaluated again.
+L-BFGS side by side and evaluates the objective once per round for all
+starts still running, at each one's next trial point (the first of an
+iteration, or a backtrack: no start waits for another's line search).
+Each start keeps its own history, step length and stopping test; starts
+that have stopped are not evaluated again.
 
 The algorithm is limited-memory BFGS (Nocedal and Wright, *Numerical
 Optimization*, 2nd ed., Springer 2006: Algorithm 7.4 for the two-loop
@@ -71,12 +73,13 @@ def minimize(objective, x0, max_iter, lower=None, history=10, ftol=2.22044604925
     """
     x = np.array(x0, dtype=float)
     n_rows, n = x.shape
-    f, g = objective(x, np.arange(len(x)))
+    f, g = objective(x, np.arange(n_rows))
     s_hist, y_hist = np.zeros((history, n_rows, n)), np.zeros((history, n_rows, n))
     rho = np.zeros((history, n_rows))
     count, gamma = np.zeros(n_rows, int), np.ones(n_rows)
-    nit = np.zeros(n_rows, int)
-    running = np.ones(n_rows, bool)
+    nit, backtracks = np.zeros(n_rows, int), np.zeros(n_rows, int)
+    d, step, slope = np.zeros((n_rows, n)), np.zeros(n_rows), np.zeros(n_rows)
+    running = np.ones(n_rows, bool) if max_iter > 0 else np.zeros(n_rows, bool)
     evaluations = 1
 
     def free(xs, gs):  # variables not held at the bound
@@ -85,53 +88,52 @@ def minimize(objective, x0, max_iter, lower=None, history=10, ftol=2.22044604925
             mask[:, -1] = ~((xs[:, -1] <= lower) & (gs[:, -1] > 0))
         return mask
 
-    for _ in range(max_iter):
-        rows = np.flatnonzero(running)
-        if not len(rows):
-            break
-        xa, fa, ga = x[rows], f[rows], g[rows]
-        mask = free(xa, ga)
-        d = _two_loop(np.where(mask, ga, 0.0), s_hist[:, rows], y_hist[:, rows], rho[:, rows], count[rows],
-                      gamma[rows])
-        d = -np.where(mask, d, 0.0)
-        slope = np.sum(ga * d, axis=1)
-        uphill = slope >= 0  # cannot happen with a positive definite approximation, but rounding
-        d[uphill] = -np.where(mask, ga, 0.0)[uphill]
-        slope[uphill] = np.sum(ga[uphill] * d[uphill], axis=1)
+    def start_line(rows):  # the next iteration's direction and first step for ``rows``
+        mask = free(x[rows], g[rows])
+        direction = -np.where(mask, _two_loop(np.where(mask, g[rows], 0.0), s_hist[:, rows], y_hist[:, rows],
+                                              rho[:, rows], count[rows], gamma[rows]), 0.0)
+        along = np.sum(g[rows] * direction, axis=1)
+        uphill = along >= 0  # cannot happen with a positive definite approximation, but rounding
+        direction[uphill] = -np.where(mask, g[rows], 0.0)[uphill]
+        along[uphill] = np.sum(g[rows][uphill] * direction[uphill], axis=1)
         first = (count[rows] == 0) | uphill
-        step = np.where(first, 1.0 / np.maximum(np.linalg.norm(d, axis=1), 1e-300), 1.0)
-        xn, fn, gn = xa.copy(), fa.copy(), ga.copy()
-        searching = slope < 0
-        for _ in range(max_backtracks):
-            trying = np.flatnonzero(searching)
-            if not len(trying):
-                break
-            trial = xa[trying] + step[trying, None] * d[trying]
-            if lower is not None:
-                trial[:, -1] = np.maximum(trial[:, -1], lower)
-            ft, gt = objective(trial, rows[trying])
-            evaluations += 1
-            ok = ft <= fa[trying] + armijo * step[trying] * slope[trying]
-            accepted = trying[ok]
-            xn[accepted], fn[accepted], gn[accepted] = trial[ok], ft[ok], gt[ok]
-            searching[accepted] = False
-            back, t = trying[~ok], step[trying[~ok]]
-            step[back] = _cubic_step(t, fa[back], slope[back], ft[~ok], np.sum(gt[~ok] * d[back], axis=1))
-        moved = ~searching
-        s, y = xn - xa, gn - ga
+        d[rows], slope[rows], backtracks[rows] = direction, along, 0
+        step[rows] = np.where(first, 1.0 / np.maximum(np.linalg.norm(direction, axis=1), 1e-300), 1.0)
+        running[rows[along >= 0]] = False  # a zero gradient: nothing to do
+
+    # every row runs its own line searches: each call evaluates one trial point of every running row,
+    # the first of a new iteration or a backtrack, so no row waits for another's backtracking
+    start_line(np.arange(n_rows)[running])
+    while np.any(running):
+        rows = np.flatnonzero(running)
+        trial = x[rows] + step[rows, None] * d[rows]
+        if lower is not None:
+            trial[:, -1] = np.maximum(trial[:, -1], lower)
+        ft, gt = objective(trial, rows)
+        evaluations += 1
+        ok = ft <= f[rows] + armijo * step[rows] * slope[rows]
+        back = rows[~ok]
+        backtracks[back] += 1
+        step[back] = _cubic_step(step[back], f[back], slope[back], ft[~ok], np.sum(gt[~ok] * d[back], axis=1))
+        running[back[backtracks[back] >= max_backtracks]] = False  # no step decreases it
+        moved = rows[ok]
+        s, y = trial[ok] - x[moved], gt[ok] - g[moved]
         sy, yy = np.sum(s * y, axis=1), np.sum(y * y, axis=1)
-        update = moved & (sy > 1e-10 * yy) & (yy > 0)
-        where = rows[update]
+        update = (sy > 1e-10 * yy) & (yy > 0)
+        where = moved[update]
         slot = count[where] % history
         s_hist[slot, where], y_hist[slot, where] = s[update], y[update]
         rho[slot, where] = 1.0 / sy[update]
         gamma[where] = sy[update] / yy[update]
         count[where] += 1
-        x[rows], f[rows], g[rows] = xn, fn, gn
-        nit[rows] += 1
-        decrease = (fa - fn) / np.maximum(np.maximum(np.abs(fa), np.abs(fn)), 1.0)
-        projected = np.max(np.abs(np.where(free(xn, gn), gn, 0.0)), axis=1)
-        running[rows[~moved | (decrease <= ftol) | (projected <= gtol)]] = False
+        decrease = (f[moved] - ft[ok]) / np.maximum(np.maximum(np.abs(f[moved]), np.abs(ft[ok])), 1.0)
+        x[moved], f[moved], g[moved] = trial[ok], ft[ok], gt[ok]
+        nit[moved] += 1
+        projected = np.max(np.abs(np.where(free(x[moved], g[moved]), g[moved], 0.0)), axis=1, initial=0.0)
+        running[moved[(decrease <= ftol) | (projected <= gtol) | (nit[moved] >= max_iter)]] = False
+        going = moved[running[moved]]
+        if len(going):
+            start_line(going)
     return BatchResult(x, f, nit, evaluations)
 
 

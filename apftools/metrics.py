@@ -519,7 +519,7 @@ def _summary(dry, wet, fs):
     }
 
 
-def mix_report(dry, wet, fs):
+def mix_report(dry, wet, fs, summary=None):
     """All metrics in one JSON-ready dict of plain floats.
 
     Parameters
@@ -528,6 +528,9 @@ def mix_report(dry, wet, fs):
         Same number of channels; the common length is used.
     fs : float
         Sample rate in Hz.
+    summary : dict, optional
+        :func:`mix_summary` of the same pair, if already computed (candidates
+        are compared on their summaries; the kept one gets the rest).
 
     Returns
     -------
@@ -538,7 +541,7 @@ def mix_report(dry, wet, fs):
     dry, wet, fs = _checked(dry, wet, fs)
     tf = _welch(dry, wet, fs)
     return {
-        **_summary(dry, wet, fs),
+        **(_summary(dry, wet, fs) if summary is None else summary),
         "phase_error_deg": _phase_error(tf),
         "esr": _esr(dry, wet),
         "ncc": _ncc(dry, wet),

@@ -117,12 +117,14 @@ def test_the_choice_keeps_no_model_that_harms_a_band_silently(monkeypatch):
     before = _scores(-6.0, -3.0, [-0.2, -6.0])
     table = {"lbfgs": _scores(-1.0, -0.1, [-1.0, 0.0]),  # best overall, but 100 Hz goes -0.2 -> -1.0
              "delay-only": _scores(-3.0, -1.0, [-0.2, -3.0])}
-    monkeypatch.setattr(pipeline.metrics, "mix_report", lambda aligned, wet, fs: table[aligned])
-    # stand-in models whose "rendering" is their name, which the stand-in mix_report scores from the table
+    monkeypatch.setattr(pipeline.metrics, "mix_summary", lambda aligned, wet, fs: table[aligned])
+    monkeypatch.setattr(pipeline.metrics, "mix_report", lambda aligned, wet, fs, summary: {**summary, "full": True})
+    # stand-in models whose "rendering" is their name, which the stand-in metrics score from the table
     candidates = {name: type("Model", (), {"apply": lambda self, d, name=name: name})()
                   for name in ("lbfgs", "delay-only", "none")}
-    chosen, _, harm, warnings = _choose(candidates, FS, None, None, before)
+    chosen, score, harm, warnings = _choose(candidates, FS, None, None, before)
     assert chosen == "lbfgs" and harm == pytest.approx(-0.8)  # it lifts the worst band by 2 dB over delay-only
+    assert score == {**table["lbfgs"], "full": True}  # candidates compared on summaries; the kept one in full
     assert "100 Hz (-0.20 -> -1.00 dB)" in warnings[0]
     table["lbfgs"] = _scores(-2.8, -0.1, [-1.0, -2.8])  # lifts the worst band by only 0.2 dB: not worth the harm
     chosen, _, harm, warnings = _choose(candidates, FS, None, None, before)

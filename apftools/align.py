@@ -41,7 +41,7 @@ from .delay import apply_delay, estimate_delay
 from .errors import ApftoolsValueError
 from .model import MAX_DELAY_S, Alignment, ChannelModel
 from .names import METHODS
-from .response import log_grid, transfer_function
+from .response import log_grid, low_frequency_sign, transfer_function
 
 #: Specs tried, in order, by ``sections="auto"``.
 AUTO_SPECS = ("1x2w", "2x2w", "3x2w", "3x2w,1w", "4x2w,1w", "5x2w,1w", "6x2w,1w", "8x2w,1w", "10x2w,1w")
@@ -61,6 +61,8 @@ LINKS = ("auto", "linked", "separate")
 LINK_DELAY_SAMPLES = 1.0
 #: ... and whose measured phase responses differ by at most this (degrees, weighted RMS over the audio band).
 LINK_PHASE_DEG = 10.0
+#: Below this :func:`~apftools.response.low_frequency_sign` the fit expects the opposite of GCC-PHAT's polarity.
+LOW_SIGN_FLIP = -0.8
 
 
 def _phase_difference_deg(first, second):
@@ -225,9 +227,13 @@ def _fit_group(dry, wet, fs, settings, rng, progress, before):
     shifted = estimate.polarity * apply_delay(dry, estimate.delay_samples)
     report["coherence"], report["phase_drift_deg"], more = _group_warnings(shifted, wet, fs)
     report["warnings"] = warnings + more
-    grid = replace(log_grid(transfer_function(shifted, wet, fs)), bands=metrics.fit_bands(before["band_level_db"]))
+    measured = transfer_function(shifted, wet, fs)
+    low = low_frequency_sign(measured)
+    report["low_frequency_sign"] = None if np.isnan(low) else low
+    grid = replace(log_grid(measured), bands=metrics.fit_bands(before["band_level_db"]))
     progress(0.15, "response")
-    model = _fit_grid(grid, estimate.delay_samples, estimate.polarity, settings, rng, report)
+    model = _fit_grid(grid, estimate.delay_samples, estimate.polarity, settings, rng, report,
+                      expected=-1 if low < LOW_SIGN_FLIP else 1)
     cascade, polarity, delay, theta = model.cascade, model.polarity, model.delay_samples, model.theta
     progress(0.5, "phase fit")
     if settings.method == "biasnet":  # the network starts afresh; only stage 1's delay and polarity are kept
@@ -259,11 +265,14 @@ def _fit_group(dry, wet, fs, settings, rng, progress, before):
     return model, report
 
 
-def _fit_grid(grid, bulk_delay, bulk_polarity, settings, rng, report):
+def _fit_grid(grid, bulk_delay, bulk_polarity, settings, rng, report, expected=1):
     """Stage 1 on a measured response ``grid`` taken after ``bulk_delay`` (samples) and ``bulk_polarity``.
 
-    Returns the :class:`ChannelModel` (delay and polarity include the bulk
-    ones); adds ``frequency_fit`` (and ``order_selection``) to ``report``.
+    ``expected``: the polarity the fit expects relative to ``bulk_polarity``
+    (-1 where the response below the audio band says GCC-PHAT's is wrong,
+    :data:`LOW_SIGN_FLIP`).  Returns the :class:`ChannelModel` (delay and
+    polarity include the bulk ones); adds ``frequency_fit`` (and
+    ``order_selection``) to ``report``.
     """
     fs = grid.fs
     causal_spec, anticausal_spec = settings.specs
@@ -278,7 +287,7 @@ def _fit_grid(grid, bulk_delay, bulk_polarity, settings, rng, report):
     # stage 1 settles the residual delay and the polarity for either method: no allpass can undo
     # a wrong polarity or a bulk delay estimated too long (GCC-PHAT includes the cascade's own delay)
     stage1 = fitting.fit_frequency(cascade, grid, anticausal=anticausal, min_delay_samples=min_delay,
-                                   n_starts=settings.n_starts, rng=rng)
+                                   polarity=expected, n_starts=settings.n_starts, rng=rng)
     report["frequency_fit"] = {"phase_loss": stage1.loss, "shape_losses": stage1.shape_losses}
     return ChannelModel(bulk_delay + stage1.delay_samples, bulk_polarity * stage1.polarity, cascade, stage1.theta,
                         anticausal, stage1.anticausal_theta)

@@ -224,6 +224,36 @@ def log_grid(tf, n_points=512):
     return tf.select(mask & (tf.freqs_hz >= f_low) & (tf.freqs_hz <= f_high))
 
 
+#: :func:`low_frequency_sign` reads bins with at least this coherence ...
+LOW_COHERENCE = 0.9
+#: ... whose magnitude is at least this fraction of the median over the audio band (not rolled off).
+LOW_MAGNITUDE = 0.5
+
+
+def low_frequency_sign(tf):
+    r"""The sign of the response below the audio band: :math:`\sum w \cos\varphi / \sum w` in [-1, 1], or NaN.
+
+    Over the bins above 0 Hz and below :func:`~apftools.bands.audio_band`'s
+    low edge with coherence at least :data:`LOW_COHERENCE` and magnitude at
+    least :data:`LOW_MAGNITUDE` times the median over the audio band,
+    weighted by :attr:`TransferFunction.power`; NaN if there are none.
+    Every allpass section is exactly +1 at DC, so where the effect passes
+    the lowest frequencies unchanged in level, this is the polarity no
+    cascade can change.  GCC-PHAT's polarity is the sign where the cross
+    spectrum is strongest, which for a Linkwitz-Riley low-pass (-180
+    degrees around its crossover, 0 at DC) is the wrong one; the fit then
+    imitated the inversion with a section near DC and lost 0.25 dB at
+    25 Hz.  A roll-off (a high-pass) leaves no bin to read.
+    """
+    low, high = audio_band(tf.fs)
+    band = (tf.freqs_hz >= low) & (tf.freqs_hz <= high)
+    magnitude = np.abs(tf.h)
+    use = ((tf.freqs_hz > 0) & (tf.freqs_hz < low) & (tf.coherence >= LOW_COHERENCE)
+           & (magnitude >= LOW_MAGNITUDE * np.median(magnitude[band])))
+    total = np.sum(tf.power[use])
+    return float(np.sum(tf.power[use] * np.cos(np.angle(tf.h[use]))) / total) if total > 0 else float("nan")
+
+
 def measured_group_delay(freqs_hz, h, fs, smooth_bins=5):
     r"""Group delay in samples, :math:`-d\varphi/d\omega`, of a response on a uniform grid.
 

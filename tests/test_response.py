@@ -7,7 +7,7 @@ import pytest
 import scipy.signal
 
 from apftools import ApftoolsValueError, bands
-from apftools.response import TransferFunction, default_nperseg, log_grid, transfer_function
+from apftools.response import TransferFunction, default_nperseg, log_grid, low_frequency_sign, transfer_function
 
 FS = 48000
 
@@ -122,3 +122,18 @@ def test_welch_summed_piece_by_piece_is_scipys_over_the_whole_signal():
     s_dd, s_ww = (np.sum(scipy.signal.welch(x, **kwargs)[1], axis=0) for x in (dry, wet))
     np.testing.assert_allclose(tf.h, s_dw / s_dd, rtol=1e-12)
     np.testing.assert_allclose(tf.coherence, np.abs(s_dw) ** 2 / (s_dd * s_ww), rtol=1e-12)
+
+
+def test_the_low_frequency_sign_reads_the_bins_below_the_audio_band(noise):
+    # an inverted 4th-order Linkwitz-Riley low-pass: -1 at DC, whatever the phase around its crossover
+    sos = np.concatenate([scipy.signal.butter(2, 2000, fs=FS, output="sos")] * 2)
+    tf = transfer_function(noise, -scipy.signal.sosfilt(sos, noise), FS)
+    assert low_frequency_sign(tf) == pytest.approx(-1.0, abs=1e-3)
+    assert low_frequency_sign(transfer_function(noise, scipy.signal.sosfilt(sos, noise), FS)) == pytest.approx(
+        1.0, abs=1e-3)
+    # a high-pass rolls the lowest bins off: nothing to read (its phase there is a lead, not a polarity)
+    high = scipy.signal.butter(2, 200, "highpass", fs=FS, output="sos")
+    assert np.isnan(low_frequency_sign(transfer_function(noise, scipy.signal.sosfilt(high, noise), FS)))
+    # unrelated signals: no coherent bin
+    other = np.random.default_rng(9).standard_normal(noise.shape)
+    assert np.isnan(low_frequency_sign(transfer_function(noise, other, FS)))

@@ -79,7 +79,7 @@ def minimize(objective, x0, max_iter, lower=None, history=10, ftol=2.22044604925
     count, gamma = np.zeros(n_rows, int), np.ones(n_rows)
     nit, backtracks = np.zeros(n_rows, int), np.zeros(n_rows, int)
     d, step, slope = np.zeros((n_rows, n)), np.zeros(n_rows), np.zeros(n_rows)
-    running = np.ones(n_rows, bool) if max_iter > 0 else np.zeros(n_rows, bool)
+    running = np.full(n_rows, max_iter > 0)
     evaluations = 1
 
     def free(xs, gs):  # variables not held at the bound
@@ -103,7 +103,7 @@ def minimize(objective, x0, max_iter, lower=None, history=10, ftol=2.22044604925
 
     # every row runs its own line searches: each call evaluates one trial point of every running row,
     # the first of a new iteration or a backtrack, so no row waits for another's backtracking
-    start_line(np.arange(n_rows)[running])
+    start_line(np.flatnonzero(running))
     while np.any(running):
         rows = np.flatnonzero(running)
         trial = x[rows] + step[rows, None] * d[rows]
@@ -142,7 +142,7 @@ def _cubic_step(t, f0, slope0, ft, slope_t):
 
     Nocedal and Wright eq. 3.59; the midpoint where the cubic has no minimum.
     """
-    d1 = slope0 + slope_t - 3.0 * (f0 - ft) / (0.0 - t)
+    d1 = slope0 + slope_t - 3.0 * (ft - f0) / t
     radicand = d1 * d1 - slope0 * slope_t
     d2 = np.sqrt(np.maximum(radicand, 0.0))
     denominator = slope_t - slope0 + 2.0 * d2

@@ -7,29 +7,27 @@ ignores SIGHUP; a non-interactive shell starts background jobs with SIGINT
 ignored) stays ignored.  The signal becomes an exception, so every ``with`` block on
 the way out runs: temporary files and staging folders are removed and
 earlier outputs stay as they were (:class:`apftools.io.OutputFolder`,
-:func:`apftools.io.atomic_write`).  Further signals are ignored while that
+:func:`apftools.io.atomic_write`); where Python drops the exception (a
+signal during a weakref callback), the next commit raises it
+(:mod:`apftools._interrupt`).  Further signals are ignored while that
 clean-up runs.  Nothing heavy is imported before the handlers are in place.
 """
 
 import signal
 import sys
 
+from . import _interrupt
+from ._interrupt import Interrupted
+
 _SIGNALS = {signal.SIGINT: "SIGINT (Ctrl-C)", signal.SIGTERM: "SIGTERM"}
 if hasattr(signal, "SIGHUP"):
     _SIGNALS[signal.SIGHUP] = "SIGHUP"
 
 
-class Interrupted(BaseException):
-    """Raised by the signal handler; a BaseException so that no ``except Exception`` swallows it."""
-
-    def __init__(self, signum):
-        super().__init__(signum)
-        self.signum = signum
-
-
 def _on_signal(signum, frame):
     for other in _SIGNALS:  # the first signal stops the run; clean-up must not be interrupted in turn
         signal.signal(other, signal.SIG_IGN)
+    _interrupt.received = signum  # kept in case the exception lands where Python drops it
     raise Interrupted(signum)
 
 
@@ -39,9 +37,12 @@ def main():
         if signal.getsignal(signum) is not signal.SIG_IGN:  # an ignored signal stays ignored (nohup, `cmd &`)
             signal.signal(signum, _on_signal)
     try:
-        from .cli import main as cli
+        try:
+            from .cli import main as cli
 
-        cli(prog_name="apftools")
+            cli(prog_name="apftools")
+        finally:
+            _interrupt.check()  # a signal whose exception Python dropped still ends the run as one
     except Interrupted as stop:
         sys.stderr.write(f"\nInterrupted by {_SIGNALS[stop.signum]}: stopped; no partial output was left\n")
         sys.exit(128 + stop.signum)

@@ -23,6 +23,7 @@ import shutil
 import numpy as np
 import soundfile
 
+from . import _interrupt
 from ._validate import validate_fs, validate_signal
 from .errors import ApftoolsIOError, ApftoolsTypeError, ApftoolsValueError
 
@@ -228,6 +229,7 @@ def atomic_write(path, *, overwrite=False):
         except OSError as exc:
             raise _io_error("write", path, exc) from exc
         yield temporary
+        _interrupt.check()
         try:
             os.replace(temporary, path)
         except OSError as exc:
@@ -592,6 +594,7 @@ class OutputFolder:
 
     def _commit(self):
         """Put the staging folder at the target; afterwards ``staging`` names what is left to remove."""
+        _interrupt.check()
         try:
             if not os.path.isdir(self.target):
                 os.rename(self.staging, self.target)

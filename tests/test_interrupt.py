@@ -128,3 +128,31 @@ def test_interrupted_apply_leaves_no_output_and_no_temporary_file(earlier, long_
     process.send_signal(signum)
     assert_interrupted(process, signum)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_signal_whose_exception_python_dropped_still_stops_every_commit(tmp_path, monkeypatch):
+    # Python drops an exception raised in a weakref callback ("Exception ignored in"): a SIGINT at start-up
+    # once landed in importlib's module-lock callback and the run replaced the earlier outputs, status 0.
+    # The handler also records the signal, and every commit checks it.
+    from apftools import _interrupt
+    from apftools.__main__ import main
+    from apftools.io import OutputFolder, atomic_write
+
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "a.json").write_text("earlier")
+    monkeypatch.setattr(_interrupt, "received", signal.SIGINT)
+    with pytest.raises(_interrupt.Interrupted):
+        with OutputFolder(tmp_path / "out", ["a.json"], overwrite=True) as folder:
+            Path(folder.path("a.json")).write_text("this run")
+    with pytest.raises(_interrupt.Interrupted):
+        with atomic_write(tmp_path / "b.txt") as temporary:
+            Path(temporary).write_text("this run")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["a.json"]
+    assert (tmp_path / "out" / "a.json").read_text() == "earlier"
+    # and the command ends as interrupted, whatever the CLI returned
+    monkeypatch.setattr("apftools.cli.main", lambda prog_name: sys.exit(0))
+    monkeypatch.setattr(signal, "signal", lambda signum, handler: None)  # leave pytest's handlers alone
+    with pytest.raises(SystemExit) as stop:
+        main()
+    assert stop.value.code == 128 + signal.SIGINT

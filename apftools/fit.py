@@ -364,7 +364,8 @@ def fit_frequency(cascade, tf, *, anticausal=None, min_delay_samples=None, polar
     thetas = np.array(thetas)
     # each start's residual delay begins where its group delay meets the measured one (weighted median):
     # starting at 0 left the shape fit stranded when the bulk estimate was off by a few samples
-    delays = [_weighted_median(tf.group_delay - tau, tf.weights) for tau in model(thetas, phase=False)[1]]
+    weights = tf.weights  # a property that recomputes the band sums
+    delays = [_weighted_median(tf.group_delay - tau, weights) for tau in model(thetas, phase=False)[1]]
     if min_delay_samples is not None:
         delays = np.maximum(delays, min_delay_samples)
     shape = _shape_objective(model, tf)

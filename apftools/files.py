@@ -109,10 +109,8 @@ def align_files(dry, wet, outdir, options=AlignOptions(), *, overwrite=False, ba
         excerpt_delays, drift = delay_drift(analysis, fs, options.max_delay_ms / 1000.0)
         result.report["warnings"] += analysis.notes + ([drift] if drift else [])
         with bar("writing", eta=True) as update:
-            render_to_file(result, dry_file, folder.path("aligned.wav"), progress=update)
-            if options.mix_ratio is not None:
-                render_to_file(result, dry_file, folder.path("mix.wav"), wet=wet_source,
-                               wet_ratio=options.mix_ratio, progress=update)
+            mix = None if options.mix_ratio is None else (folder.path("mix.wav"), wet_source, options.mix_ratio)
+            render_to_file(result, dry_file, folder.path("aligned.wav"), mix=mix, progress=update)
         result.report["seconds"] = time.perf_counter() - started
         summary = _summary(result, fs, [os.path.join(outdir, name) for name in options.outputs()], analysis)
         report = dict(result.report, summary=summary,

@@ -13,20 +13,19 @@ time-reversed signal.  :func:`render_blocks` computes it in blocks of
    source with the few samples the fractional-delay filter needs around it
    (:func:`apftools.delay.delayed_range`) and filtered by :math:`C` with its
    state carried from the block before (:meth:`Cascade.block_filter`);
-2. with anti-causal sections, the result goes to a scratch file and is
-   filtered by :math:`A` from the last block to the first, the state carried
-   backwards (the reversed pass starts from rest at the end of the signal,
-   as the whole-signal rendering does), then read forward again.
+2. with anti-causal sections, each block of that forward pass is filtered by
+   :math:`A` over the time-reversed block and the :func:`_lookahead` samples
+   after it, from rest: the whole signal's reversed pass, which starts from
+   rest at the end of the signal, is the same recursion, and what it carries
+   into the block from beyond the look-ahead is the input there weighted by
+   the impulse response's tail, less than :data:`TAIL` in total.
 
-Memory holds a few blocks whatever the length; the output equals
-:meth:`Alignment.apply` on the whole signal to rounding (the same
-recursions; the delay's convolution is computed block by block).
+Memory holds a few blocks (and twice the look-ahead) whatever the length; the
+output equals the whole-signal rendering to rounding and :data:`TAIL`, and
+is written in one forward pass: no scratch file.
 """
 
 import contextlib
-import errno
-import os
-import tempfile
 
 import numpy as np
 
@@ -35,6 +34,9 @@ from .errors import ApftoolsValueError
 
 #: Samples per block (1.4 s at 48 kHz); a block of 8 channels in float64 takes 4 MB.
 BLOCK = 1 << 16
+#: What the reversed pass of a block may neglect of the input beyond its look-ahead: the sum of the
+#: anti-causal impulse response's magnitudes past it, per unit of input amplitude.
+TAIL = 1e-12
 
 
 class ArrayReader:
@@ -45,33 +47,6 @@ class ArrayReader:
         self.channels, self.frames = self.data.shape
         self.fs = fs
         self.read = zero_padded(self.data)
-
-
-class _Scratch:
-    """Float64 frames of the forward pass, written and read by sample range: a temporary file, or an array."""
-
-    def __init__(self, channels, frames, directory=None):
-        self.channels = channels
-        self.array = np.empty((channels, frames)) if directory is None else None
-        self.file = None if directory is None else tempfile.TemporaryFile(dir=directory)
-
-    def write(self, start, block):
-        if self.file is None:
-            self.array[:, start:start + block.shape[1]] = block
-        else:
-            data = np.ascontiguousarray(block.T).tobytes()
-            if os.pwrite(self.file.fileno(), data, 8 * self.channels * start) != len(data):
-                raise OSError(errno.ENOSPC, "the scratch file of the anti-causal pass could not be written whole")
-
-    def read(self, start, stop):
-        if self.file is None:
-            return self.array[:, start:stop]
-        data = os.pread(self.file.fileno(), 8 * self.channels * (stop - start), 8 * self.channels * start)
-        return np.frombuffer(data, dtype=float).reshape(stop - start, self.channels).T
-
-    def close(self):
-        if self.file is not None:
-            self.file.close()
 
 
 def _plan(alignment, source):
@@ -86,22 +61,17 @@ def _plan(alignment, source):
     return plan, len(alignment.channels)
 
 
-def render_blocks(alignment, source, *, wet=None, wet_ratio=0.5, **options):
-    """Yield consecutive blocks, shape (channels, n), of ``alignment`` applied to ``source`` (or of its mix).
+def render_blocks(alignment, source, **options):
+    """Yield consecutive blocks, shape (channels, n), of ``alignment`` applied to ``source``.
 
     Parameters
     ----------
     alignment : Alignment
     source : AudioReader or ArrayReader
         The dry, at the alignment's sample rate.
-    wet : AudioReader or ArrayReader, optional
-        With it, the blocks are ``(1 - wet_ratio) * aligned + wet_ratio *
-        wet`` over the common length (:meth:`Alignment.mix`).
     block : int
-        Samples per block (rounded down to a multiple of every stretch factor).
-    scratch_dir : str, optional
-        Folder of the temporary scratch file the anti-causal pass needs; None
-        keeps the scratch in memory (for arrays).
+        Samples per block (rounded down to a multiple of every stretch factor; with anti-causal
+        sections at least twice the look-ahead).
     progress : callable, optional
         ``progress(fraction, label)``.
     """
@@ -109,23 +79,17 @@ def render_blocks(alignment, source, *, wet=None, wet_ratio=0.5, **options):
         raise ApftoolsValueError(f"{getattr(source, 'path', 'the signal')} is at {source.fs:g} Hz but the model "
                                  f"was fitted at {alignment.fs:g} Hz; resample it or align again at its rate")
     plan, n_out = _plan(alignment, source)
-    if wet is not None and wet.channels not in (1, n_out):
-        raise ApftoolsValueError(f"the wet has {wet.channels} channels; the aligned dry has {n_out}")
-    return _blocks(plan, n_out, source, wet, wet_ratio, **options)
+    return _blocks(plan, n_out, source, **options)
 
 
-def _blocks(plan, n_out, source, wet=None, wet_ratio=0.5, block=BLOCK, scratch_dir=None, progress=None):
+def _blocks(plan, n_out, source, block=BLOCK, progress=None):
     """:func:`render_blocks` of a plan (:func:`_plan`)."""
-    # the output's length; the anti-causal pass starts from rest at the end of the dry, whatever the wet's length
-    n = source.frames if wet is None else min(source.frames, wet.frames)
+    n = source.frames
     multiple = np.lcm.reduce([c.block_multiple for m, _, _ in plan for c, _, _ in m.parts()] or [1])
     block = max(int(multiple), block - block % int(multiple))
     progress = progress or (lambda fraction, label: None)
     forward = [m.cascade.block_filter(m.theta, len(members)) if m.cascade is not None else None
                for m, members, _ in plan]
-    backward = [m.anticausal.block_filter(m.anticausal_theta, len(members)) if m.anticausal is not None else None
-                for m, members, _ in plan]
-    passes = 3 if any(f is not None for f in backward) else 1
 
     def first_pass(start, stop):
         out = np.empty((n_out, stop - start))
@@ -135,36 +99,38 @@ def _blocks(plan, n_out, source, wet=None, wet_ratio=0.5, block=BLOCK, scratch_d
             out[members] = y if causal is None else causal(y)
         return out
 
-    def finish(start, out):
-        if wet is None:
-            return out
-        return (1.0 - wet_ratio) * out + wet_ratio * wet.read(start, start + out.shape[1])
-
-    starts = range(0, n, block)
-    if passes == 1:
-        for i, start in enumerate(starts):
-            yield finish(start, first_pass(start, min(start + block, n)))
-            progress((i + 1) / len(starts), "rendering")
+    if all(m.anticausal is None for m, _, _ in plan):
+        for start in range(0, n, block):
+            yield first_pass(start, min(start + block, n))
+            progress(min(start + block, n) / n, "rendering")
         return
-    total = source.frames
-    count = -(-total // block)
-    scratch = _Scratch(n_out, total, scratch_dir)
-    with contextlib.closing(scratch):
-        for i, start in enumerate(range(0, total, block)):
-            scratch.write(start, first_pass(start, min(start + block, total)))
-            progress((i + 1) / count / 3, "rendering (forward)")
-        # the reversed pass cuts the signal from its end, so its blocks keep the stretched phases of the reversed signal
-        for i, stop in enumerate(range(total, 0, -block)):
-            start = max(stop - block, 0)
-            out = np.array(scratch.read(start, stop))
-            for (_, members, _), anticausal in zip(plan, backward):
-                if anticausal is not None:
-                    out[members] = anticausal(out[members][:, ::-1])[:, ::-1]
-            scratch.write(start, out)
-            progress((1 + (i + 1) / count) / 3, "rendering (backward)")
-        for i, start in enumerate(starts):
-            yield finish(start, scratch.read(start, min(start + block, n)))  # read-only: nothing writes to it
-            progress((2 + (i + 1) / len(starts)) / 3, "rendering (writing)")
+    # the reversed pass of each block starts from rest `lookahead` samples past its end (zeros past the dry's)
+    lookahead = max(_lookahead(m.anticausal, m.anticausal_theta) for m, _, _ in plan if m.anticausal is not None)
+    lookahead += -lookahead % multiple
+    block = max(block, 2 * lookahead)
+    held = np.empty((n_out, 0))  # the forward pass from the current block's start on
+    for start in range(0, n, block):
+        stop = min(start + block, n)
+        # cut where the whole signal's reversed pass would, so a stretched section keeps its phases
+        end = stop + lookahead + (n - stop - lookahead) % multiple
+        while held.shape[1] < min(end, n) - start:
+            a = start + held.shape[1]
+            held = np.concatenate([held, first_pass(a, min(a + block, n))], axis=1)
+        out = np.zeros((n_out, end - start))
+        out[:, :min(held.shape[1], end - start)] = held[:, :end - start]
+        for model, members, _ in plan:
+            if model.anticausal is not None:
+                reversed_pass = model.anticausal.block_filter(model.anticausal_theta, len(members))
+                out[members] = reversed_pass(out[members][:, ::-1])[:, ::-1]
+        held = held[:, stop - start:]
+        yield out[:, :stop - start]
+        progress(stop / n, "rendering")
+
+
+def _lookahead(cascade, theta):
+    """Samples after which the reversed pass's neglected input counts less than :data:`TAIL` in total."""
+    radius = float(np.max(cascade.pole_radius(theta)))
+    return cascade.impulse_response_length(theta, tol=TAIL * (1.0 - radius))
 
 
 def _joined(blocks, channels, frames):
@@ -176,10 +142,9 @@ def _joined(blocks, channels, frames):
     return out
 
 
-def render(alignment, source, *, wet=None, **options):
+def render(alignment, source, **options):
     """The whole output of :func:`render_blocks` as one array, shape (channels, n)."""
-    frames = source.frames if wet is None else min(source.frames, wet.frames)
-    return _joined(render_blocks(alignment, source, wet=wet, **options), _plan(alignment, source)[1], frames)
+    return _joined(render_blocks(alignment, source, **options), _plan(alignment, source)[1], source.frames)
 
 
 def render_model(model, x):
@@ -192,20 +157,30 @@ def render_model(model, x):
     return _joined(_blocks([(model, rows, rows)], source.channels, source), source.channels, source.frames)
 
 
-def render_to_file(alignment, source, path, *, wet=None, wet_ratio=0.5, overwrite=False, progress=None):
+def render_to_file(alignment, source, path, *, mix=None, overwrite=False, progress=None):
     """Write :func:`render_blocks` to the audio file ``path`` (:func:`apftools.io.audio_writer`, atomic).
 
-    The scratch file of the anti-causal pass lives beside ``path`` and is
-    gone when this returns, whatever happens.  Returns the output's
-    ``(channels, frames)``.
+    ``mix = (mix_path, wet, wet_ratio)`` writes :meth:`Alignment.mix` of the
+    same blocks to ``mix_path`` too, over the dry's and the wet's common
+    length (``wet`` an AudioReader or ArrayReader of 1 or the output's channel
+    count).  Returns the output's ``(channels, frames)``.
     """
     from .io import audio_writer
 
-    blocks = render_blocks(alignment, source, wet=wet, wet_ratio=wet_ratio, progress=progress,
-                           scratch_dir=os.path.dirname(os.path.abspath(path)))
-    channels, frames = _plan(alignment, source)[1], 0
-    with audio_writer(path, alignment.fs, channels, overwrite=overwrite) as write:
-        for block in blocks:
-            write(block)
-            frames += block.shape[1]
-    return channels, frames
+    channels = _plan(alignment, source)[1]
+    with contextlib.ExitStack() as stack:
+        writers = [stack.enter_context(audio_writer(path, alignment.fs, channels, overwrite=overwrite))]
+        if mix is not None:
+            mix_path, wet, wet_ratio = mix
+            if wet.channels not in (1, channels):
+                raise ApftoolsValueError(f"the wet has {wet.channels} channels; the aligned dry has {channels}")
+            writers.append(stack.enter_context(audio_writer(mix_path, alignment.fs, channels, overwrite=overwrite)))
+            common = min(source.frames, wet.frames)
+        start = 0
+        for block in render_blocks(alignment, source, progress=progress):
+            writers[0](block)
+            if mix is not None and start < common:
+                part = block[:, :common - start]
+                writers[1]((1.0 - wet_ratio) * part + wet_ratio * wet.read(start, start + part.shape[1]))
+            start += block.shape[1]
+    return channels, start

@@ -13,7 +13,7 @@ from apftools import Alignment, ApftoolsError, Cascade
 from apftools.delay import apply_delay
 from apftools.io import AudioReader
 from apftools.model import ChannelModel
-from apftools.render import ArrayReader, render, render_blocks
+from apftools.render import ArrayReader, render, render_blocks, render_to_file
 
 FS = 96000
 
@@ -42,22 +42,28 @@ def test_blocks_from_a_file_equal_the_whole_signal(tmp_path, block):
     model = offline_model()
     alignment = Alignment(FS, [model])
     with AudioReader(tmp_path / "x.wav") as source:
-        blocks = list(render_blocks(alignment, source, block=block, scratch_dir=str(tmp_path)))
+        blocks = list(render_blocks(alignment, source, block=block))
     assert all(b.shape[1] % 4 == 0 for b in blocks[:-1])  # rounded to the stretch
     np.testing.assert_allclose(np.concatenate(blocks, axis=1), reference(model, x), atol=1e-9)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.wav"]  # the scratch file is gone
 
 
-def test_mono_into_stereo_and_the_mix():
+def test_mono_into_stereo_and_the_mix(tmp_path):
     rng = np.random.default_rng(1)
-    dry, wet = rng.standard_normal((1, 9000)), rng.standard_normal((2, 8000))
+    dry, wet = 0.1 * rng.standard_normal((1, 90000)), 0.1 * rng.standard_normal((2, 80000))
     models = [offline_model(), ChannelModel(12.25, 1)]
     alignment = Alignment(FS, models, channels=[0, 1], dry_channels=1)
     expected = np.concatenate([reference(m, dry) for m in models])
     np.testing.assert_allclose(render(alignment, ArrayReader(dry, FS), block=1000), expected, atol=1e-9)
-    mixed = render(alignment, ArrayReader(dry, FS), wet=ArrayReader(wet, FS), wet_ratio=0.2, block=1000)
-    np.testing.assert_allclose(mixed, 0.8 * expected[:, :8000] + 0.2 * wet, atol=1e-9)
+    mixed = 0.8 * expected[:, :80000] + 0.2 * wet
     np.testing.assert_allclose(alignment.mix(dry, wet, 0.2), mixed, atol=1e-9)
+    # aligned.wav and mix.wav from one rendering: the mix over the common length
+    paths = tmp_path / "aligned.wav", tmp_path / "mix.wav"
+    assert render_to_file(alignment, ArrayReader(dry, FS), paths[0], mix=(paths[1], ArrayReader(wet, FS), 0.2)) \
+        == (2, 90000)
+    for path, want in zip(paths, (expected, mixed)):
+        data, fs = soundfile.read(path, always_2d=True)
+        assert fs == FS
+        np.testing.assert_allclose(data.T, want, atol=1e-6)  # 32-bit float WAV
 
 
 def test_a_causal_model_needs_one_pass_and_is_exact():
@@ -68,11 +74,25 @@ def test_a_causal_model_needs_one_pass_and_is_exact():
                                reference(model, x), atol=1e-12)
 
 
-def test_refusals_name_the_problem():
+def test_refusals_name_the_problem(tmp_path):
     alignment = Alignment(FS, [ChannelModel(0.0, 1)] * 2, channels=[0, 1], dry_channels=2)
     with pytest.raises(ApftoolsError, match="fitted at 96000 Hz"):
         render(alignment, ArrayReader(np.zeros((2, 10)), 48000))
     with pytest.raises(ApftoolsError, match=r"needs a dry with 2 channel\(s\).*the signal has 3"):
         render(alignment, ArrayReader(np.zeros((3, 10)), FS))
     with pytest.raises(ApftoolsError, match="the wet has 3 channels; the aligned dry has 2"):
-        render(alignment, ArrayReader(np.zeros((2, 10)), FS), wet=ArrayReader(np.zeros((3, 10)), FS))
+        render_to_file(alignment, ArrayReader(np.zeros((2, 10)), FS), tmp_path / "a.wav",
+                       mix=(tmp_path / "m.wav", ArrayReader(np.zeros((3, 10)), FS), 0.5))
+    assert list(tmp_path.iterdir()) == []  # nothing half-written
+
+
+def test_a_slowly_decaying_anticausal_pass_over_many_blocks():
+    """A pole near R_MAX: the reversed pass of each block runs over the whole look-ahead it needs."""
+    anticausal = Cascade("1x2w,1sw2", FS)
+    theta = anticausal.theta_from_params([{"R": 0.9993, "fc": 60.0, "a": 0.0}, {"fc": 30.0, "a": 0.5}])
+    assert np.max(anticausal.pole_radius(theta)) > 0.999
+    model = ChannelModel(2.5, 1, anticausal=anticausal, anticausal_theta=theta)
+    x = np.random.default_rng(3).standard_normal((1, 300001))
+    blocks = list(render_blocks(Alignment(FS, [model]), ArrayReader(x, FS), block=4096))
+    assert len(blocks) > 2
+    np.testing.assert_allclose(np.concatenate(blocks, axis=1), reference(model, x), atol=1e-9)

@@ -266,17 +266,20 @@ class Cascade:
         whose order a block must not shift.  Not differentiable.
         """
         sos = self._sos_values(np.asarray(getval(theta), dtype=float))
-        states = [np.zeros((stop - start, 2, stretch * n_channels)) for start, stop, stretch in self._runs]
+        states = [np.zeros((stop - start, stretch * n_channels, 2)) for start, stop, stretch in self._runs]
 
         def filter_block(block):
-            y = np.asarray(block, dtype=float).T
-            n = y.shape[0]
+            y = np.asarray(block, dtype=float)
+            n = y.shape[1]
             for i, (start, stop, stretch) in enumerate(self._runs):
-                pad = -n % stretch
-                phases = np.concatenate([y, np.zeros((pad, n_channels))]).reshape(-1, stretch * n_channels)
-                out, states[i] = scipy.signal.sosfilt(sos[start:stop], phases, axis=0, zi=states[i])
-                y = out.reshape(-1, n_channels)[:n]
-            return y.T
+                if stretch == 1:  # rows as they are: sosfilt's one copy, no transposes
+                    y, states[i] = scipy.signal.sosfilt(sos[start:stop], y, zi=states[i])
+                    continue
+                phases = np.pad(y, ((0, 0), (0, -n % stretch))).reshape(n_channels, -1, stretch)
+                out, states[i] = scipy.signal.sosfilt(
+                    sos[start:stop], phases.transpose(0, 2, 1).reshape(n_channels * stretch, -1), zi=states[i])
+                y = out.reshape(n_channels, stretch, -1).transpose(0, 2, 1).reshape(n_channels, -1)[:, :n]
+            return y
 
         return filter_block
 

@@ -188,6 +188,18 @@ def test_stretched_process_matches_upsampled_lfilter(n_samples):
                                rtol=0, atol=1e-11)
 
 
+@pytest.mark.parametrize("n_samples", [4800, 4803])
+def test_block_filter_continues_the_whole_signal_across_blocks(n_samples):
+    cascade = Cascade("2w,2sw4,1sw4,1,2sw3", 192000)  # runs of stretch 1, 4, 1 and 3
+    theta = cascade.init(rng=5)
+    x = np.random.default_rng(6).standard_normal((2, n_samples))
+    block_filter = cascade.block_filter(theta, 2)
+    cuts = [0, 1200, 1212, 3600, n_samples]  # multiples of 12 but the last
+    blocks = [block_filter(x[:, a:b]) for a, b in zip(cuts, cuts[1:])]
+    np.testing.assert_allclose(np.concatenate(blocks, axis=1), reference_process(cascade, cascade.sos(theta), x),
+                               rtol=0, atol=1e-11)
+
+
 def complex_step_grad(cascade, theta, x, weights, h=1e-30):
     grad = np.empty(cascade.n_params)
     for i in range(cascade.n_params):

@@ -266,7 +266,7 @@ def audio_writer(path, fs, channels, *, overwrite=False):
         block = validate_signal(block, "data")
         if np.shape(block)[0] != channels:
             raise ApftoolsValueError(f"a block of shape {block.shape} does not have the file's {channels} channels")
-        peak = float(np.max(np.abs(block), initial=0.0))
+        peak = max(float(np.max(block, initial=0.0)), -float(np.min(block, initial=0.0)))  # no |block| copy
         if peak > limit:
             hint = ("; FLAC stores 24-bit integers, write .wav (32-bit float) to keep them"
                     if subtype == "PCM_24" else "")

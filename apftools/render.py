@@ -37,6 +37,9 @@ BLOCK = 1 << 16
 #: What the reversed pass of a block may neglect of the input beyond its look-ahead: the sum of the
 #: anti-causal impulse response's magnitudes past it, per unit of input amplitude.
 TAIL = 1e-12
+#: With anti-causal sections, blocks grow to twice the look-ahead, but a block and its look-ahead hold at
+#: most this many samples over all channels (32 MB in float64) unless BLOCK alone needs more.
+MAX_FRAMES = 1 << 22
 
 
 class ArrayReader:
@@ -107,7 +110,8 @@ def _blocks(plan, n_out, source, block=BLOCK, progress=None):
     # the reversed pass of each block starts from rest `lookahead` samples past its end (zeros past the dry's)
     lookahead = max(_lookahead(m.anticausal, m.anticausal_theta) for m, _, _ in plan if m.anticausal is not None)
     lookahead += -lookahead % multiple
-    block = max(block, 2 * lookahead)
+    # long blocks spread the look-ahead's cost; their memory stays within MAX_FRAMES samples of all channels
+    block = max(block, min(2 * lookahead, (MAX_FRAMES // n_out - lookahead) // multiple * multiple))
     held = np.empty((n_out, 0))  # the forward pass from the current block's start on
     for start in range(0, n, block):
         stop = min(start + block, n)
@@ -119,9 +123,9 @@ def _blocks(plan, n_out, source, block=BLOCK, progress=None):
         out = np.zeros((n_out, end - start))
         out[:, :min(held.shape[1], end - start)] = held[:, :end - start]
         for model, members, _ in plan:
-            if model.anticausal is not None:
-                reversed_pass = model.anticausal.block_filter(model.anticausal_theta, len(members))
-                out[members] = reversed_pass(out[members][:, ::-1])[:, ::-1]
+            for row in members if model.anticausal is not None else ():  # a row at a time: less scratch memory
+                reversed_pass = model.anticausal.block_filter(model.anticausal_theta, 1)
+                out[row] = reversed_pass(out[row, None, ::-1])[0, ::-1]
         held = held[:, stop - start:]
         yield out[:, :stop - start]
         progress(stop / n, "rendering")

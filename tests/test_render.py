@@ -13,6 +13,7 @@ from apftools import Alignment, ApftoolsError, Cascade
 from apftools.delay import apply_delay
 from apftools.io import AudioReader
 from apftools.model import ChannelModel
+from apftools import render as render_module
 from apftools.render import ArrayReader, render, render_blocks, render_to_file
 
 FS = 96000
@@ -86,8 +87,10 @@ def test_refusals_name_the_problem(tmp_path):
     assert list(tmp_path.iterdir()) == []  # nothing half-written
 
 
-def test_a_slowly_decaying_anticausal_pass_over_many_blocks():
-    """A pole near R_MAX: the reversed pass of each block runs over the whole look-ahead it needs."""
+@pytest.mark.parametrize("max_frames", [render_module.MAX_FRAMES, 80000])
+def test_a_slowly_decaying_anticausal_pass_over_many_blocks(monkeypatch, max_frames):
+    """A pole near R_MAX: each block's reversed pass runs over the whole look-ahead, however short the blocks."""
+    monkeypatch.setattr(render_module, "MAX_FRAMES", max_frames)  # 80000: blocks shorter than the look-ahead
     anticausal = Cascade("1x2w,1sw2", FS)
     theta = anticausal.theta_from_params([{"R": 0.9993, "fc": 60.0, "a": 0.0}, {"fc": 30.0, "a": 0.5}])
     assert np.max(anticausal.pole_radius(theta)) > 0.999

@@ -33,7 +33,7 @@ import numpy as np
 from . import fit as fitting
 from . import metrics
 from . import structures as st
-from ._threads import blas_single_thread
+from ._threads import blas_single_thread, together
 from .bands import audio_band
 from ._validate import channel_layout, validate_fs, validate_positive
 from .cascade import Cascade
@@ -180,8 +180,8 @@ def _select_order(grid, anticausal, min_delay, n_starts, rng, notes):
 def _group_warnings(shifted, wet, fs):
     """Coherence and time-variance of the delay-compensated pair (latency would read as noise)."""
     warnings = []
-    coherence = metrics.coherence_summary(shifted, wet, fs)
-    drift = _phase_drift_deg(shifted, wet, fs)
+    coherence, drift = together(lambda: metrics.coherence_summary(shifted, wet, fs),
+                                lambda: _phase_drift_deg(shifted, wet, fs))
     if coherence < MIN_COHERENCE:
         warnings.append(f"low coherence between dry and wet ({coherence:.2f} < {MIN_COHERENCE}): noise, "
                         "distortion or a time-varying effect that a static allpass cannot fully explain")
@@ -225,9 +225,9 @@ def _fit_group(dry, wet, fs, settings, rng, progress, before):
             f"(peak prominence {estimate.confidence:.2f}); check max_delay_s (--max-delay-ms) or the material")
     progress(0.1, "delay")
     shifted = estimate.polarity * apply_delay(dry, estimate.delay_samples)
-    report["coherence"], report["phase_drift_deg"], more = _group_warnings(shifted, wet, fs)
+    (report["coherence"], report["phase_drift_deg"], more), measured = together(
+        lambda: _group_warnings(shifted, wet, fs), lambda: transfer_function(shifted, wet, fs))
     report["warnings"] = warnings + more
-    measured = transfer_function(shifted, wet, fs)
     low = low_frequency_sign(measured)
     report["low_frequency_sign"] = None if np.isnan(low) else low
     grid = replace(log_grid(measured), bands=metrics.fit_bands(before["band_level_db"]))
@@ -339,8 +339,14 @@ def _choose(candidates, fs, dry, wet, before):
     still lifts the worst band by more than the tolerance over the best
     harmless one, and the report names every band it harms with both values.
     """
-    aligned = {name: model.apply(dry) for name, model in candidates.items() if name != "none"}
-    scores = {name: metrics.mix_summary(aligned[name], wet, fs) if name != "none" else before for name in candidates}
+    def scored(model):
+        aligned = model.apply(dry)
+        return aligned, metrics.mix_summary(aligned, wet, fs)
+
+    names = [name for name in candidates if name != "none"]
+    results = dict(zip(names, together(*(lambda model=candidates[name]: scored(model) for name in names))))
+    aligned = {name: signal for name, (signal, _) in results.items()}
+    scores = {name: results[name][1] if name in results else before for name in candidates}
     bands = {name: np.array(score["band_deficit_db"], dtype=float) for name, score in scores.items()}  # None -> NaN
     fallback = np.fmax.reduce([bands[name] for name in FALLBACKS if name in bands])  # NaN only where none has energy
     reference = {name: bands["none"] if name in FALLBACKS else fallback for name in scores}
@@ -522,11 +528,7 @@ def _per_channel_report(dry, aligned, wet, fs, group_of, before, after):
     if dry.shape[0] == 1:
         return [{"channel": 0, "group": 0, "before": {k: before[k] for k in keys},
                  "after": {k: after[k] for k in keys}}]
-    rows = []
-    for c, group in enumerate(group_of):
-        row = {"channel": c, "group": group}
-        for name, signal in (("before", dry[c]), ("after", aligned[c])):
-            summary = metrics.mix_summary(signal, wet[c], fs)
-            row[name] = {k: summary[k] for k in keys}
-        rows.append(row)
-    return rows
+    summaries = together(*(lambda signal=signal, c=c: metrics.mix_summary(signal, wet[c], fs)
+                           for c in range(len(group_of)) for signal in (dry[c], aligned[c])))
+    return [{"channel": c, "group": group, "before": {k: summaries[2 * c][k] for k in keys},
+             "after": {k: summaries[2 * c + 1][k] for k in keys}} for c, group in enumerate(group_of)]

@@ -147,14 +147,19 @@ def align_pair(pair, outdir, options, force=False):
         return _row(pair.name, "failed", started, error=str(error))
 
 
-def _pin_threads():
+def _pin_threads(workers):
     from threadpoolctl import threadpool_limits
 
+    from ._threads import SERIAL_VARIABLE
+
     threadpool_limits(1)
+    if workers > 1:  # the processes fill the cores already
+        os.environ[SERIAL_VARIABLE] = "1"
 
 
 def _pool(workers):
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_pin_threads)
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_pin_threads,
+                               initargs=(workers,))
 
 
 def _run_local(tasks, workers, report, task=align_pair):

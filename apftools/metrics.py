@@ -27,6 +27,7 @@ import numpy as np
 import scipy.signal
 
 from . import bands
+from ._threads import together
 from ._validate import validate_fs, validate_pair
 from .errors import ApftoolsValueError
 from .response import frame_chunks, frame_length, transfer_function
@@ -539,12 +540,13 @@ def mix_report(dry, wet, fs, summary=None):
         ``ncc``, ``coherence`` and ``residual_delay_samples``.
     """
     dry, wet, fs = _checked(dry, wet, fs)
-    tf = _welch(dry, wet, fs)
+    residual, tf, summary = together(lambda: _residual_delay(dry, wet, fs), lambda: _welch(dry, wet, fs),
+                                     lambda: _summary(dry, wet, fs) if summary is None else summary)
     return {
-        **(_summary(dry, wet, fs) if summary is None else summary),
+        **summary,
         "phase_error_deg": _phase_error(tf),
         "esr": _esr(dry, wet),
         "ncc": _ncc(dry, wet),
         "coherence": _coherence(tf),
-        "residual_delay_samples": _residual_delay(dry, wet, fs),
+        "residual_delay_samples": residual,
     }

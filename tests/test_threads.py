@@ -1,0 +1,55 @@
+"""apftools._threads.together: results in order, every call finished, nesting without deadlock."""
+
+import threading
+import time
+
+import pytest
+
+from apftools import _threads
+from apftools._threads import together
+
+
+def test_results_come_in_the_order_of_the_calls():
+    assert together(lambda: 1, lambda: time.sleep(0.05) or 2, lambda: 3) == [1, 2, 3]
+    assert together(lambda: 4) == [4]
+    assert together() == []
+
+
+def test_calls_run_side_by_side_when_a_core_is_spare(monkeypatch):
+    monkeypatch.setattr(_threads, "_workers", lambda: 1)
+    monkeypatch.delenv(_threads.SERIAL_VARIABLE, raising=False)
+    names = together(lambda: threading.current_thread().name, lambda: threading.current_thread().name)
+    assert names[0] == threading.current_thread().name and names[1].startswith("apftools")
+
+
+def test_the_serial_variable_keeps_every_call_in_the_callers_thread(monkeypatch):
+    monkeypatch.setenv(_threads.SERIAL_VARIABLE, "1")
+    here = threading.current_thread().name
+    assert together(*[lambda: threading.current_thread().name] * 3) == [here] * 3
+
+
+def test_an_error_is_raised_once_every_call_has_finished(monkeypatch):
+    monkeypatch.setattr(_threads, "_workers", lambda: 1)
+    finished = []
+
+    def slow():
+        time.sleep(0.1)
+        finished.append("slow")
+
+    def fail():
+        raise ValueError("bad value 3")
+
+    with pytest.raises(ValueError, match="bad value 3"):
+        together(fail, slow)
+    assert finished == ["slow"]
+    with pytest.raises(ValueError, match="bad value 3"):
+        together(slow, fail)
+
+
+def test_nested_calls_inside_the_pool_do_not_wait_for_it(monkeypatch):
+    monkeypatch.setattr(_threads, "_workers", lambda: 1)
+
+    def inner():
+        return together(lambda: "a", lambda: "b")
+
+    assert together(inner, inner, inner) == [["a", "b"]] * 3  # one worker, busy with nested calls: no deadlock

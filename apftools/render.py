@@ -29,6 +29,7 @@ import contextlib
 
 import numpy as np
 
+from ._threads import together
 from .delay import delayed_range, zero_padded
 from .errors import ApftoolsValueError
 
@@ -180,11 +181,16 @@ def render_to_file(alignment, source, path, *, mix=None, overwrite=False, progre
                 raise ApftoolsValueError(f"the wet has {wet.channels} channels; the aligned dry has {channels}")
             writers.append(stack.enter_context(audio_writer(mix_path, alignment.fs, channels, overwrite=overwrite)))
             common = min(source.frames, wet.frames)
-        start = 0
-        for block in render_blocks(alignment, source, progress=progress):
+
+        def write(block, start):
             writers[0](block)
             if mix is not None and start < common:
                 part = block[:, :common - start]
                 writers[1]((1.0 - wet_ratio) * part + wet_ratio * wet.read(start, start + part.shape[1]))
-            start += block.shape[1]
+
+        blocks = render_blocks(alignment, source, progress=progress)
+        start, block = 0, next(blocks, None)
+        while block is not None:  # each block is written while the next one is computed
+            _, following = together(lambda: write(block, start), lambda: next(blocks, None))
+            start, block = start + block.shape[1], following
     return channels, start

@@ -9,15 +9,17 @@ side by side with :func:`together`: the metrics of 36 s of stereo took
 """
 
 import os
+import queue
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import scipy.linalg  # noqa: F401  (loads scipy's own BLAS so the controller sees it)
 from threadpoolctl import ThreadpoolController
 
 _CONTROLLER = ThreadpoolController()
 _STATE = threading.local()  # .worker: this thread is one of the pool's
-_POOL = []  # the pool, made on first use
+_TASKS = queue.SimpleQueue()
+_STARTED = []  # the pool's threads, started on first use
+_START_LOCK = threading.Lock()
 #: Set (to anything) in the environment, :func:`together` runs its calls one after the other.
 SERIAL_VARIABLE = "APFTOOLS_SERIAL"
 
@@ -34,28 +36,51 @@ def _workers():
     return len(os.sched_getaffinity(0)) - 1 if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1) - 1
 
 
-def _as_worker(call):
+class _Task:
+    def __init__(self, call):
+        self.call, self.done, self.result, self.error = call, threading.Event(), None, None
+
+    def run(self):
+        try:
+            self.result = self.call()
+        except BaseException as error:  # handed to the caller, who raises it
+            self.error = error
+        finally:
+            self.done.set()
+
+
+def _serve():
     _STATE.worker = True
-    return call()
+    while True:
+        _TASKS.get().run()
 
 
 def together(*calls):
     """The results of the zero-argument ``calls``, in order, computed side by side.
 
-    The first runs in the calling thread, the rest on a pool of
-    :func:`_workers` threads; inside a pool thread, without spare cores or
-    with :data:`SERIAL_VARIABLE` set, they run one after the other.  The
-    results are those of the calls run alone.  Every call has finished when
-    this returns or raises (the first error raised).
+    The first runs in the calling thread, the rest on :func:`_workers`
+    threads; inside one of those, without spare cores or with
+    :data:`SERIAL_VARIABLE` set, they run one after the other.  The results
+    are those of the calls run alone.  Every call has finished when this
+    returns or raises (the first error raised).  The threads are daemons: a
+    signal that stops the run (:mod:`apftools._interrupt`) never leaves the
+    interpreter waiting for one at exit.
     """
     if len(calls) < 2 or getattr(_STATE, "worker", False) or _workers() < 1:
         return [call() for call in calls]
-    if not _POOL:
-        _POOL.append(ThreadPoolExecutor(_workers(), thread_name_prefix="apftools"))
-    futures = [_POOL[0].submit(_as_worker, call) for call in calls[1:]]
+    with _START_LOCK:
+        while len(_STARTED) < _workers():
+            _STARTED.append(threading.Thread(target=_serve, name="apftools", daemon=True))
+            _STARTED[-1].start()
+    tasks = [_Task(call) for call in calls[1:]]
+    for task in tasks:
+        _TASKS.put(task)
     try:
         first = calls[0]()
     finally:
-        for future in futures:
-            future.exception()  # waits for it, whatever the first call did
-    return [first, *(future.result() for future in futures)]
+        for task in tasks:
+            task.done.wait()  # whatever the first call did
+    for task in tasks:
+        if task.error is not None:
+            raise task.error
+    return [first, *(task.result for task in tasks)]

@@ -20,12 +20,15 @@ time-reversed signal.  :func:`render_blocks` computes it in blocks of
    into the block from beyond the look-ahead is the input there weighted by
    the impulse response's tail, less than :data:`TAIL` in total.
 
-Memory holds a few blocks (and twice the look-ahead) whatever the length; the
-output equals the whole-signal rendering to rounding and :data:`TAIL`, and
-is written in one forward pass: no scratch file.
+Every output row is rendered on its own (:func:`_row_blocks`), the rows side
+by side (:func:`apftools._threads.together`) from one read of the source per
+block.  Memory holds a few blocks (and twice the look-ahead) whatever the
+length; the output equals the whole-signal rendering to rounding and
+:data:`TAIL`, and is written in one forward pass: no scratch file.
 """
 
 import contextlib
+import threading
 
 import numpy as np
 
@@ -87,49 +90,64 @@ def render_blocks(alignment, source, **options):
 
 
 def _blocks(plan, n_out, source, block=BLOCK, progress=None):
-    """:func:`render_blocks` of a plan (:func:`_plan`)."""
+    """:func:`render_blocks` of a plan (:func:`_plan`): every output row rendered on its own, side by side."""
     n = source.frames
-    multiple = np.lcm.reduce([c.block_multiple for m, _, _ in plan for c, _, _ in m.parts()] or [1])
-    block = max(int(multiple), block - block % int(multiple))
+    multiple = int(np.lcm.reduce([c.block_multiple for m, _, _ in plan for c, _, _ in m.parts()] or [1]))
+    block = max(multiple, block - block % multiple)
     progress = progress or (lambda fraction, label: None)
-    forward = [m.cascade.block_filter(m.theta, len(members)) if m.cascade is not None else None
-               for m, members, _ in plan]
-
-    def first_pass(start, stop):
-        out = np.empty((n_out, stop - start))
-        for (model, members, inputs), causal in zip(plan, forward):
-            y = model.polarity * delayed_range(lambda a, b: source.read(a, b)[inputs], start, stop,
-                                               model.delay_samples)
-            out[members] = y if causal is None else causal(y)
-        return out
-
-    if all(m.anticausal is None for m, _, _ in plan):
-        for start in range(0, n, block):
-            yield first_pass(start, min(start + block, n))
-            progress(min(start + block, n) / n, "rendering")
-        return
     # the reversed pass of each block starts from rest `lookahead` samples past its end (zeros past the dry's)
-    lookahead = max(_lookahead(m.anticausal, m.anticausal_theta) for m, _, _ in plan if m.anticausal is not None)
+    lookahead = max([_lookahead(m.anticausal, m.anticausal_theta) for m, _, _ in plan if m.anticausal is not None]
+                    or [0])
     lookahead += -lookahead % multiple
-    # long blocks spread the look-ahead's cost; their memory stays within MAX_FRAMES samples of all channels
-    block = max(block, min(2 * lookahead, (MAX_FRAMES // n_out - lookahead) // multiple * multiple))
-    held = np.empty((n_out, 0))  # the forward pass from the current block's start on
+    if lookahead:  # long blocks spread the look-ahead's cost; their memory stays within MAX_FRAMES samples
+        block = max(block, min(2 * lookahead, (MAX_FRAMES // n_out - lookahead) // multiple * multiple))
+    read = _SharedReads(source)
+    rows = sorted((row, model, channel) for model, members, inputs in plan for row, channel in zip(members, inputs))
+    streams = [_row_blocks(model, lambda a, b, c=channel: read(a, b)[c], n, block, lookahead, multiple)
+               for _, model, channel in rows]
+    for start in range(0, n, block):
+        yield np.stack(together(*(lambda stream=stream: next(stream) for stream in streams)))
+        progress(min(start + block, n) / n, "rendering")
+
+
+def _row_blocks(model, read, n, block, lookahead, multiple):
+    """The blocks of one output row: ``read(a, b)`` its dry channel's samples a to b (zeros outside)."""
+    causal = model.cascade.block_filter(model.theta, 1) if model.cascade is not None else None
+
+    def forward(start, stop):
+        y = model.polarity * delayed_range(read, start, stop, model.delay_samples)
+        return y if causal is None else causal(y[None])[0]
+
+    if model.anticausal is None:
+        for start in range(0, n, block):
+            yield forward(start, min(start + block, n))
+        return
+    held = np.empty(0)  # the forward pass from the current block's start on
     for start in range(0, n, block):
         stop = min(start + block, n)
         # cut where the whole signal's reversed pass would, so a stretched section keeps its phases
         end = stop + lookahead + (n - stop - lookahead) % multiple
-        while held.shape[1] < min(end, n) - start:
-            a = start + held.shape[1]
-            held = np.concatenate([held, first_pass(a, min(a + block, n))], axis=1)
-        out = np.zeros((n_out, end - start))
-        out[:, :min(held.shape[1], end - start)] = held[:, :end - start]
-        for model, members, _ in plan:
-            for row in members if model.anticausal is not None else ():  # a row at a time: less scratch memory
-                reversed_pass = model.anticausal.block_filter(model.anticausal_theta, 1)
-                out[row] = reversed_pass(out[row, None, ::-1])[0, ::-1]
-        held = held[:, stop - start:]
-        yield out[:, :stop - start]
-        progress(stop / n, "rendering")
+        while len(held) < min(end, n) - start:
+            a = start + len(held)
+            held = np.concatenate([held, forward(a, min(a + block, n))])
+        out = np.zeros(end - start)
+        out[:min(len(held), end - start)] = held[:end - start]
+        reversed_pass = model.anticausal.block_filter(model.anticausal_theta, 1)
+        held = held[stop - start:]
+        yield reversed_pass(out[None, ::-1])[0, ::-1][:stop - start]
+
+
+class _SharedReads:
+    """``read(a, b)`` of a source shared by rows rendered side by side: one read per range, one at a time."""
+
+    def __init__(self, source):
+        self.source, self.lock, self.last = source, threading.Lock(), (None, None)
+
+    def __call__(self, start, stop):
+        with self.lock:
+            if self.last[0] != (start, stop):
+                self.last = (start, stop), self.source.read(start, stop)
+            return self.last[1]
 
 
 def _lookahead(cascade, theta):
@@ -191,6 +209,6 @@ def render_to_file(alignment, source, path, *, mix=None, overwrite=False, progre
         blocks = render_blocks(alignment, source, progress=progress)
         start, block = 0, next(blocks, None)
         while block is not None:  # each block is written while the next one is computed
-            _, following = together(lambda: write(block, start), lambda: next(blocks, None))
+            following, _ = together(lambda: next(blocks, None), lambda: write(block, start))
             start, block = start + block.shape[1], following
     return channels, start

@@ -42,8 +42,8 @@ BLOCK = 1 << 16
 #: anti-causal impulse response's magnitudes past it, per unit of input amplitude.
 TAIL = 1e-12
 #: With anti-causal sections, blocks grow to twice the look-ahead, but a block and its look-ahead hold at
-#: most this many samples over all channels (32 MB in float64) unless BLOCK alone needs more.
-MAX_FRAMES = 1 << 22
+#: most this many samples over all channels (16 MB in float64) unless BLOCK alone needs more.
+MAX_FRAMES = 1 << 21
 
 
 class ArrayReader:

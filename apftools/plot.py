@@ -74,7 +74,8 @@ def report_figure(alignment, dry, wet):
             ax.plot(dense, scale * fitted, lw=2, label=f"fitted allpass{label}")
         peak = int(np.argmax(np.abs(fitted_tau)))
         delay_ax.annotate(f"largest {1000 * fitted_tau[peak] / fs:.2f} ms", (dense[peak], 1000 * fitted_tau[peak] / fs),
-                          xytext=(10, 10), textcoords="offset points", arrowprops={"arrowstyle": "->"})
+                          xytext=(12, -12 if fitted_tau[peak] > 0 else 12), textcoords="offset points",
+                          va="top" if fitted_tau[peak] > 0 else "bottom", arrowprops={"arrowstyle": "->"})  # inside
         times, h = model.impulse_response()
         magnitude = np.abs(h) / np.max(np.abs(h))
         ring = model.ringing(fs)

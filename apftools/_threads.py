@@ -55,6 +55,23 @@ def _serve():
         _TASKS.get().run()
 
 
+def _wait(tasks):
+    """Wait for every task, whatever the first call did: also through a signal's exception, raised afterwards.
+
+    The main thread never leaves a task running: a daemon thread still in
+    compiled code when the interpreter exits can abort the process.
+    """
+    interrupted = None
+    for task in tasks:
+        while not task.done.is_set():
+            try:
+                task.done.wait()
+            except BaseException as error:  # a signal's exception (apftools._interrupt) while waiting
+                interrupted = interrupted or error
+    if interrupted is not None:
+        raise interrupted
+
+
 def together(*calls):
     """The results of the zero-argument ``calls``, in order, computed side by side.
 
@@ -62,9 +79,10 @@ def together(*calls):
     threads; inside one of those, without spare cores or with
     :data:`SERIAL_VARIABLE` set, they run one after the other.  The results
     are those of the calls run alone.  Every call has finished when this
-    returns or raises (the first error raised).  The threads are daemons: a
-    signal that stops the run (:mod:`apftools._interrupt`) never leaves the
-    interpreter waiting for one at exit.
+    returns or raises (the first error raised), a signal's exception
+    included.  The threads are daemons: a signal that stops the run
+    (:mod:`apftools._interrupt`) never leaves the interpreter waiting for one
+    at exit.
     """
     if len(calls) < 2 or getattr(_STATE, "worker", False) or _workers() < 1:
         return [call() for call in calls]
@@ -78,8 +96,7 @@ def together(*calls):
     try:
         first = calls[0]()
     finally:
-        for task in tasks:
-            task.done.wait()  # whatever the first call did
+        _wait(tasks)
     for task in tasks:
         if task.error is not None:
             raise task.error

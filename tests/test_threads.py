@@ -1,5 +1,6 @@
 """apftools._threads.together: results in order, every call finished, nesting without deadlock."""
 
+import signal
 import threading
 import time
 
@@ -55,3 +56,30 @@ def test_nested_calls_inside_the_pool_do_not_wait_for_it(monkeypatch):
         return together(lambda: "a", lambda: "b")
 
     assert together(inner, inner, inner) == [["a", "b"]] * 3  # one worker, busy with nested calls: no deadlock
+
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs SIGALRM")
+def test_a_signal_while_waiting_still_waits_for_every_call(monkeypatch):
+    # a daemon thread left in compiled code when the interpreter exits can abort the process
+    monkeypatch.setattr(_threads, "_workers", lambda: 1)
+
+    class Stop(BaseException):
+        pass
+
+    def handler(signum, frame):
+        raise Stop
+
+    finished = []
+
+    def slow():
+        time.sleep(0.3)
+        finished.append("slow")
+
+    previous = signal.signal(signal.SIGALRM, handler)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.05)  # fires while together waits for slow
+        with pytest.raises(Stop):
+            together(lambda: None, slow)
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+    assert finished == ["slow"]

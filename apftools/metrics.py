@@ -234,12 +234,16 @@ def _band_sums(freqs, values, fs):
     return np.bincount(index[index >= 0], values[index >= 0], len(bands.third_octave_centres(fs)))
 
 
-def _bands(freqs, numerator, denominator, fs):
-    band_num, band_den = _band_sums(freqs, numerator, fs), _band_sums(freqs, denominator, fs)
+def _band_deficit(band_num, band_den):
     valid = band_den > BAND_FLOOR * np.max(band_den)
     deficit = np.full(len(band_den), np.nan)
     deficit[valid] = _db(band_num[valid] / band_den[valid])
-    return bands.third_octave_centres(fs), deficit
+    return deficit
+
+
+def _bands(freqs, numerator, denominator, fs):
+    return bands.third_octave_centres(fs), _band_deficit(_band_sums(freqs, numerator, fs),
+                                                         _band_sums(freqs, denominator, fs))
 
 
 def fit_bands(band_level_db):
@@ -502,9 +506,9 @@ def mix_summary(dry, wet, fs):
 def _summary(dry, wet, fs):
     freqs, sums = _mix_sums(dry, wet, fs)
     numerator, denominator = _at_ratio(sums, 0.5)
-    centres, band_deficit = _bands(freqs, numerator, denominator, fs)
-    band_hz, band_db = worst_band(centres, band_deficit)
     energy = _band_sums(freqs, denominator, fs)
+    centres, band_deficit = bands.third_octave_centres(fs), _band_deficit(_band_sums(freqs, numerator, fs), energy)
+    band_hz, band_db = worst_band(centres, band_deficit)
     level = np.full(len(energy), -np.inf)
     level[energy > 0] = 10.0 * np.log10(energy[energy > 0] / np.max(energy))
     return {
@@ -540,8 +544,9 @@ def mix_report(dry, wet, fs, summary=None):
         ``ncc``, ``coherence`` and ``residual_delay_samples``.
     """
     dry, wet, fs = _checked(dry, wet, fs)
-    residual, tf, summary = together(lambda: _residual_delay(dry, wet, fs), lambda: _welch(dry, wet, fs),
-                                     lambda: _summary(dry, wet, fs) if summary is None else summary)
+    residual, tf, *computed = together(lambda: _residual_delay(dry, wet, fs), lambda: _welch(dry, wet, fs),
+                                       *([lambda: _summary(dry, wet, fs)] if summary is None else []))
+    summary = computed[0] if summary is None else summary
     return {
         **summary,
         "phase_error_deg": _phase_error(tf),

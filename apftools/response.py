@@ -88,10 +88,11 @@ class TransferFunction:
         """
         index = third_octave_index(self.freqs_hz, self.fs)
         inside = index >= 0
-        n_bands = len(third_octave_centres(self.fs))
+        centres = third_octave_centres(self.fs)
+        n_bands = len(centres)
         share = self.coherence * self.power
         counts = np.bincount(index[inside], minlength=n_bands)
-        width = third_octave_centres(self.fs) * (2 ** (1 / 6) - 2 ** (-1 / 6))
+        width = centres * (2 ** (1 / 6) - 2 ** (-1 / 6))
         band_energy = np.bincount(index[inside], self.power[inside], n_bands) / np.maximum(counts, 1) * width
         band_share = np.bincount(index[inside], share[inside], n_bands)
         band_coherence = np.bincount(index[inside], self.coherence[inside], n_bands) / np.maximum(counts, 1)

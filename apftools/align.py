@@ -49,6 +49,15 @@ AUTO_SPECS = ("1x2w", "2x2w", "3x2w", "3x2w,1w", "4x2w,1w", "5x2w,1w", "6x2w,1w"
 DEFAULT_SPEC = "3x2w,1w|2x2w,1w"
 #: The default spec of causal (real-time) mode.
 DEFAULT_CAUSAL_SPEC = "3x2w,1w"
+#: Offline, with the default spec: where its phase loss exceeds :data:`REFIT_PHASE_LOSS`, this larger spec is
+#: fitted too and the mix judges between the two (:func:`_choose`).  Cabinets need it: their many resonances
+#: left 3x2w,1w|2x2w,1w at phase losses of 0.02-0.06 and overall deficits 0.03-0.07 dB from the best possible,
+#: 6x2w,1w|3x2w,1w within 0.04 on every seed; fitted everywhere, it cost a third more time.  Causal mode
+#: has no larger spec: there the cabinet's limit is its lead, which more causal sections cannot supply.
+LARGER_SPEC = "6x2w,1w|3x2w,1w"
+#: The phase loss (about 8 degrees RMS) above which :data:`LARGER_SPEC` is fitted too; every EQ, crossover,
+#: rotator and tone stack of the real-effects bench fits below 0.005, cabinets and the controls above 0.02.
+REFIT_PHASE_LOSS = 0.01
 #: A band more than this much worse than unaligned counts as harm (dB).
 HARM_TOLERANCE_DB = 0.5
 #: Below this power-weighted coherence a static allpass cannot explain the wet.
@@ -196,6 +205,7 @@ class _Settings:
     """The options of one :func:`align` call that every channel group's fit reads (validated by :func:`align`)."""
 
     specs: tuple
+    larger: tuple  # LARGER_SPEC split, or None
     method: str
     causal: bool
     loss: str
@@ -208,10 +218,12 @@ class _Settings:
 
 
 def _fit_group(dry, wet, fs, settings, rng, progress, before):
-    """Delay, polarity and cascades for one group of channels; returns (model, report entries).
+    """Delay, polarity and cascades for one group of channels; returns (fitted models, report entries).
 
     ``before``: the group's unaligned metrics, whose band levels say which
-    bands the fit weighs (:func:`apftools.metrics.fit_bands`).
+    bands the fit weighs (:func:`apftools.metrics.fit_bands`).  The fitted
+    models are the fit of ``settings.specs`` and, where it fits the phase
+    worse than :data:`REFIT_PHASE_LOSS`, that of ``settings.larger``.
     """
     report = {}
     estimate = estimate_delay(dry, wet, fs, settings.max_delay_s)
@@ -232,8 +244,15 @@ def _fit_group(dry, wet, fs, settings, rng, progress, before):
     report["low_frequency_sign"] = None if np.isnan(low) else low
     grid = replace(log_grid(measured), bands=metrics.fit_bands(before["band_level_db"]))
     progress(0.15, "response")
-    model = _fit_grid(grid, estimate.delay_samples, estimate.polarity, settings, rng, report,
-                      expected=-1 if low < LOW_SIGN_FLIP else 1)
+    expected = -1 if low < LOW_SIGN_FLIP else 1
+    model = _fit_grid(grid, estimate.delay_samples, estimate.polarity, settings, rng, report, expected)
+    fitted = [model]
+    if settings.larger and report["frequency_fit"]["phase_loss"] > REFIT_PHASE_LOSS:
+        progress(0.3, "larger phase fit")
+        larger = {}
+        fitted.append(_fit_grid(grid, estimate.delay_samples, estimate.polarity,
+                                replace(settings, specs=settings.larger), rng, larger, expected))
+        report["larger_fit"] = {"spec": "|".join(settings.larger), **larger["frequency_fit"]}
     cascade, polarity, delay, theta = model.cascade, model.polarity, model.delay_samples, model.theta
     progress(0.5, "phase fit")
     if settings.method == "biasnet":  # the network starts afresh; only stage 1's delay and polarity are kept
@@ -259,10 +278,8 @@ def _fit_group(dry, wet, fs, settings, rng, progress, before):
             theta = stage2.theta
             report["time_fit"] = {"loss": settings.loss, "history": stage2.history,
                                   "segment_samples": list(stage2.segment)}
-        model = ChannelModel(delay, polarity, cascade, theta)
-    report.update(delay_samples=float(model.delay_samples), polarity=int(model.polarity), spec=cascade.spec,
-                  anticausal_spec=model.anticausal and model.anticausal.spec)
-    return model, report
+        fitted = [ChannelModel(delay, polarity, cascade, theta)]
+    return fitted, report
 
 
 def _fit_grid(grid, bulk_delay, bulk_polarity, settings, rng, report, expected=1):
@@ -313,7 +330,7 @@ def fit_response(tf, delay_samples, polarity, *, sections=None, causal=False, n_
         The model and the fit's report entries.
     """
     specs = split_spec(sections, causal)
-    settings = _Settings(specs, "lbfgs", causal, "mse", 0.0, n_starts, 0, 0.0, False)
+    settings = _Settings(specs, None, "lbfgs", causal, "mse", 0.0, n_starts, 0, 0.0, False)
     report = {}
     with blas_single_thread():
         model = _fit_grid(tf, float(delay_samples), int(polarity), settings, np.random.default_rng(seed), report)
@@ -331,7 +348,8 @@ def _choose(candidates, fs, dry, wet, before):
     kept one's full :func:`~apftools.metrics.mix_report`) on every
     third-octave band with energy.  A
     fallback (:data:`FALLBACKS`) is harmless when it leaves no band more
-    than :data:`HARM_TOLERANCE_DB` worse than unaligned; a fitted model, when
+    than :data:`HARM_TOLERANCE_DB` worse than unaligned; a fitted model (there may be two,
+    :data:`LARGER_SPEC`), when
     it leaves no band that much worse than the better fallback in that band
     (a model that mixes best overall while digging a notch where delay and
     polarity alone were clean is no improvement there).  The best overall
@@ -366,7 +384,7 @@ def _choose(candidates, fs, dry, wet, before):
             chosen = best
             warnings.append(f"{best!r} lifts the worst band by {lift:.2f} dB but leaves these bands worse than "
                             f"{baseline}: {', '.join(harmed)}")
-        else:
+        elif best in FALLBACKS or safe in FALLBACKS:  # between two fitted models the harmless one is simply better
             warnings.append(f"{best!r} mixes best overall but would leave bands worse than {baseline} "
                             f"({', '.join(harmed)}); keeping {safe!r}")
     score = before if chosen == "none" else metrics.mix_report(aligned[chosen], wet, fs, scores[chosen])
@@ -390,7 +408,8 @@ def align(dry, wet, fs, *, sections=None, causal=False, method="lbfgs", loss="ms
     sections : str, optional
         ``CAUSAL|ANTICAUSAL`` cascade specs (:func:`split_spec`); ``CAUSAL``
         may be ``"auto"`` (grow along :data:`AUTO_SPECS` while a held-out
-        phase error improves).  Default :data:`DEFAULT_SPEC`, or
+        phase error improves).  Default :data:`DEFAULT_SPEC`, and
+        :data:`LARGER_SPEC` too where it fits badly (the mix decides); or
         :data:`DEFAULT_CAUSAL_SPEC` with ``causal=True``.
     causal : bool
         Real-time mode: causal sections only and a delay of at least 0, so
@@ -457,7 +476,8 @@ def align(dry, wet, fs, *, sections=None, causal=False, method="lbfgs", loss="ms
         raise ApftoolsValueError(f"max_delay_s={max_delay_s!r} exceeds {MAX_DELAY_S:g} s, "
                                  "the longest delay a model holds")
     label = "biasnet+lbfgs" if method == "biasnet" and polish else method
-    settings = _Settings(specs, method, causal, loss, max_delay_s, n_starts, max_iter, segment_s, polish,
+    larger = split_spec(LARGER_SPEC, False) if sections is None and not causal and method == "lbfgs" else None
+    settings = _Settings(specs, larger, method, causal, loss, max_delay_s, n_starts, max_iter, segment_s, polish,
                          dict(biasnet or {}))
     n, n_dry, n_wet = dry2.shape[-1], np.shape(dry)[-1], np.shape(wet)[-1]
     warnings = []
@@ -480,15 +500,16 @@ def align(dry, wet, fs, *, sections=None, causal=False, method="lbfgs", loss="ms
 
             d, w = dry2[channels], wet2[channels]
             unaligned = before if len(groups) == 1 else metrics.mix_report(d, w, fs)
-            model, report = _fit_group(d, w, fs, settings, rng, group_progress, unaligned)
+            fitted, report = _fit_group(d, w, fs, settings, rng, group_progress, unaligned)
             bulk = report["bulk_delay_samples"]  # causal mode cannot advance
-            candidates = {label: model, "none": ChannelModel(0.0, 1),
+            fitted = {label: fitted[0], **{f"{label} {LARGER_SPEC}": model for model in fitted[1:]}}
+            candidates = {**fitted, "none": ChannelModel(0.0, 1),
                           "delay-only": ChannelModel(max(bulk, 0.0) if causal else bulk, report["bulk_polarity"])}
             chosen, score, report["harm_db"], more = _choose(candidates, fs, d, w, unaligned)
             where = f"channel(s) {', '.join(str(c + 1) for c in channels)}: " if n_channels > 1 else ""
             warnings += [where + text for text in report.pop("warnings") + more]
             kept = candidates[chosen]  # the report describes what is kept, not what was fitted
-            report.update(channels=channels, method=chosen, delay_samples=float(kept.delay_samples),
+            report.update(channels=channels, method=label if chosen in fitted else chosen, delay_samples=float(kept.delay_samples),
                           polarity=int(kept.polarity), spec=kept.cascade and kept.cascade.spec,
                           anticausal_spec=kept.anticausal and kept.anticausal.spec, **kept.ringing(fs))
             models.append(kept)

@@ -253,8 +253,8 @@ def _fit_group(dry, wet, fs, settings, rng, progress, before):
     model = _fit_grid(grid, estimate.delay_samples, estimate.polarity, settings, rng, report, expected)
     progress(0.3, "phase fit")
     fitted = [model] + _fit_larger(grid, estimate.delay_samples, estimate.polarity, settings, rng, report, expected)
+    progress(0.5, "larger phase fit" if len(fitted) > 1 else "phase fit")
     cascade, polarity, delay, theta = model.cascade, model.polarity, model.delay_samples, model.theta
-    progress(0.5, "phase fit")
     if settings.method == "biasnet":  # the network starts afresh; only stage 1's delay and polarity are kept
         from .biasnet import MAX_STEPS, train_biasnet  # numba's import, only when needed
 
@@ -364,8 +364,8 @@ def _choose(candidates, fs, dry, wet, before):
     kept one's full :func:`~apftools.metrics.mix_report`) on every
     third-octave band with energy.  A
     fallback (:data:`FALLBACKS`) is harmless when it leaves no band more
-    than :data:`HARM_TOLERANCE_DB` worse than unaligned; a fitted model (there may be two,
-    :data:`LARGER_SPEC`), when
+    than :data:`HARM_TOLERANCE_DB` worse than unaligned; a fitted model
+    (there may be two: :data:`LARGER_SPEC`), when
     it leaves no band that much worse than the better fallback in that band
     (a model that mixes best overall while digging a notch where delay and
     polarity alone were clean is no improvement there).  The best overall
@@ -517,7 +517,7 @@ def align(dry, wet, fs, *, sections=None, causal=False, method="lbfgs", loss="ms
             unaligned = before if len(groups) == 1 else metrics.mix_report(d, w, fs)
             fitted, report = _fit_group(d, w, fs, settings, rng, group_progress, unaligned)
             bulk = report["bulk_delay_samples"]  # causal mode cannot advance
-            fitted = {label: fitted[0], **{f"{label} {LARGER_SPEC}": model for model in fitted[1:]}}
+            fitted = dict(zip((label, f"{label} {LARGER_SPEC}"), fitted))
             candidates = {**fitted, "none": ChannelModel(0.0, 1),
                           "delay-only": ChannelModel(max(bulk, 0.0) if causal else bulk, report["bulk_polarity"])}
             chosen, score, report["harm_db"], more = _choose(candidates, fs, d, w, unaligned)

@@ -67,8 +67,8 @@ def test_report_is_plain_json_with_before_and_after(recovered):
 
 
 def test_the_default_spec_grows_where_it_fits_the_phase_badly():
-    # seven sections in the effect, five of them second-order: the default's 3x2w,1w|2x2w,1w fits a phase
-    # loss of 0.24 (the mix 3.4 dB short), the larger spec the effect itself
+    # six second-order sections in the effect, one more than the default 3x2w,1w|2x2w,1w has: it fits a
+    # phase loss of 0.24 (the mix 3.4 dB short of coherent), the larger spec fits the effect itself
     pair = make_pair("6x2w,1w", FS, 1.0, rng=3)
     result = align(pair.dry, pair.wet, FS)
     group = result.report["groups"][0]

@@ -19,6 +19,7 @@ Usage: ``python bench/sweep.py CASES_DIR [CASE ...]`` (needs the plugins of
 ``bench/README.md``).
 """
 
+import argparse
 import pathlib
 import sys
 import tempfile
@@ -68,10 +69,14 @@ def run(cases_dir, name):
 
 
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    if not argv:
-        sys.exit(__doc__)
-    cases_dir, names = pathlib.Path(argv[0]), argv[1:] or DEFAULT_CASES
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("cases_dir", type=pathlib.Path, help="the rendered real-effects cases (bench/make_cases.py)")
+    parser.add_argument("cases", nargs="*", metavar="CASE", help=f"case names (default: {', '.join(DEFAULT_CASES)})")
+    args = parser.parse_args(argv)
+    unknown = [name for name in args.cases if name not in make_cases.CASES]
+    if unknown:
+        parser.error(f"unknown case(s) {', '.join(unknown)}; the cases are {', '.join(sorted(make_cases.CASES))}")
+    cases_dir, names = args.cases_dir, args.cases or DEFAULT_CASES
     print("| case | raw | align | sweep model | sweep - align | latency (samples) | polarity | THD % "
           "| fit error (deg) | align s | measure s |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")

@@ -71,7 +71,7 @@ def test_the_default_spec_grows_where_it_fits_the_phase_badly():
     # phase loss of 0.24 (the mix 3.4 dB short of coherent), the larger spec fits the effect itself
     pair = make_pair("6x2w,1w", FS, 1.0, rng=3)
     result = align(pair.dry, pair.wet, FS)
-    group = result.report["groups"][0]
+    group = json.loads(json.dumps(result.report, allow_nan=False))["groups"][0]
     assert group["frequency_fit"]["phase_loss"] > 10 * REFIT_PHASE_LOSS
     assert group["larger_fit"]["spec"] == LARGER_SPEC and group["larger_fit"]["phase_loss"] < REFIT_PHASE_LOSS / 10
     assert (group["method"], f"{group['spec']}|{group['anticausal_spec']}") == ("lbfgs", LARGER_SPEC)

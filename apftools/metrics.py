@@ -24,13 +24,12 @@ for neural modelling of audio systems", Proc. IEEE ICASSP 2020, pp. 251-255.
 """
 
 import numpy as np
-import scipy.signal
 
 from . import bands
 from ._threads import together
 from ._validate import validate_fs, validate_pair
 from .errors import ApftoolsValueError
-from .response import frame_chunks, frame_length, transfer_function
+from .response import frame_length, frame_spectra, hann, transfer_function
 
 MIN_DB = -120.0
 """Floor of every dB value here (stands in for :math:`-\\infty`, perfect cancellation)."""
@@ -111,17 +110,13 @@ def _mix_sums(dry, wet, fs):
     """
     wet = _gain(dry, wet) * wet
     nperseg = metric_nperseg(fs, dry.shape[1])
-    hop = nperseg // 4
-    kwargs = {"fs": fs, "window": "hann", "nperseg": nperseg, "noverlap": nperseg - hop,
-              "boundary": None, "padded": False}
     freqs = np.fft.rfftfreq(nperseg, 1.0 / fs)
     sums = np.zeros((4, len(freqs)))
-    for start, stop, _ in frame_chunks(dry.shape[1], nperseg, hop):  # bounded memory on long signals
-        _, _, d = scipy.signal.stft(dry[:, start:stop], **kwargs)
-        _, _, w = scipy.signal.stft(wet[:, start:stop], **kwargs)
+    for _, (d, w) in frame_spectra((dry, wet), nperseg, nperseg // 4):  # bounded memory on long signals
         # |D|^2 written as Re(D conj D), like the cross term, so an inverted wet cancels to exactly 0
-        sums += [np.sum(x, axis=(0, 2)) for x in (d.real**2 + d.imag**2, w.real**2 + w.imag**2,
+        sums += [np.sum(x, axis=(0, 1)) for x in (d.real**2 + d.imag**2, w.real**2 + w.imag**2,
                                                  d.real * w.real + d.imag * w.imag, np.abs(d) * np.abs(w))]
+    sums /= np.sum(hann(nperseg)) ** 2  # scipy.signal.stft's scaling
     return freqs, sums
 
 

@@ -114,7 +114,8 @@ def test_shape_and_length_errors(noise):
 
 def test_welch_summed_piece_by_piece_is_scipys_over_the_whole_signal():
     rng = np.random.default_rng(7)
-    dry = rng.standard_normal((2, 64 * 600))  # 1199 segments of 64: five pieces of at most 256
+    dry = rng.standard_normal((2, 64 * 600)) + 0.5  # 1199 segments of 64: five pieces of at most 256; each
+    # segment's mean is removed, as scipy does
     wet = scipy.signal.lfilter([0.5, 0.3], [1.0, -0.4], dry) + 0.1 * rng.standard_normal(dry.shape)
     tf = transfer_function(dry, wet, 8000.0, nperseg=64)
     kwargs = {"fs": 8000.0, "nperseg": 64, "window": "hann"}
@@ -122,6 +123,7 @@ def test_welch_summed_piece_by_piece_is_scipys_over_the_whole_signal():
     s_dd, s_ww = (np.sum(scipy.signal.welch(x, **kwargs)[1], axis=0) for x in (dry, wet))
     np.testing.assert_allclose(tf.h, s_dw / s_dd, rtol=1e-12)
     np.testing.assert_allclose(tf.coherence, np.abs(s_dw) ** 2 / (s_dd * s_ww), rtol=1e-12)
+    np.testing.assert_allclose(tf.power, np.abs(s_dw), rtol=1e-12)
 
 
 def test_the_low_frequency_sign_reads_the_bins_below_the_audio_band(noise):

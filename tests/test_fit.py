@@ -5,8 +5,8 @@ import pytest
 import scipy.signal
 
 from apftools import ApftoolsValueError, Cascade
-from apftools.fit import (ResponseModel, _phase_objective, _shape_objective, fit_frequency, fit_time, peak_start,
-                          ring_penalty, ring_radius)
+from apftools.fit import (LOW_GROUP_DELAY_S, ResponseModel, _phase_objective, _shape_objective, fit_frequency,
+                          fit_time, peak_start, ring_penalty, ring_radius)
 from apftools.losses import loudest_segment
 from apftools.response import TransferFunction
 
@@ -84,14 +84,21 @@ def test_ring_penalty_is_zero_exactly_when_every_pole_is_within_the_radius(spec)
             assert penalty > 0.0
 
 
-def test_ring_penalty_frees_poles_below_the_gate():
+def test_poles_below_the_gate_are_held_by_the_looser_bound():
     fs = 48000
     cascade = Cascade("2,1", fs)
     model = ResponseModel(cascade, np.geomspace(20.0, 20000.0, 64), ring_bound=50.0)  # rho = 0.96
-    low = [{"R": 0.999, "fc": 30.0}, {"fc": 30.0}]  # poles at 30 Hz and at DC
-    high = [{"R": 0.999, "fc": 300.0}, {"fc": 30.0}]
+    # below the gate: a group-delay peak of LOW_GROUP_DELAY_S, 960 samples, radius 1 - 2 / 961 = 0.9979
+    assert model.rho_low[0] == pytest.approx(1 - 2 / (LOW_GROUP_DELAY_S * fs + 1))
+    low = [{"R": 0.997, "fc": 30.0}, {"fc": 30.0}]  # poles at 30 Hz and at DC
+    narrow = [{"R": 0.9995, "fc": 30.0}, {"fc": 30.0}]
+    high = [{"R": 0.997, "fc": 300.0}, {"fc": 30.0}]
     assert model(cascade.theta_from_params(low))[4] == 0.0
+    assert model(cascade.theta_from_params(narrow))[4] > 0.1
     assert model(cascade.theta_from_params(high))[4] > 1.0
+    # on the gate's slope (45 Hz) beyond both radii: the derivative through both bounds and the gate
+    theta = cascade.theta_from_params([{"R": 0.9995, "fc": 45.0}, {"fc": 30.0}])
+    np.testing.assert_allclose(model(theta)[5], central_differences(lambda t: model(t)[4:], theta), rtol=1e-6)
 
 
 def test_objectives_are_zero_at_the_truth_and_their_gradients_are_exact():

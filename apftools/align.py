@@ -404,7 +404,7 @@ def _choose(candidates, fs, dry, wet, before):
             warnings.append(f"{best!r} mixes best overall but would leave bands worse than {baseline} "
                             f"({', '.join(harmed)}); keeping {safe!r}")
     score = before if chosen == "none" else metrics.mix_report(aligned[chosen], wet, fs, scores[chosen])
-    return chosen, score, metrics.band_harm_db(bands["none"], bands[chosen]), warnings
+    return chosen, score, metrics.band_harm_db(bands["none"], bands[chosen]), warnings, aligned.get(chosen, dry)
 
 
 def align(dry, wet, fs, *, sections=None, causal=False, method="lbfgs", loss="mse", max_delay_s=0.25, seed=0,
@@ -520,7 +520,7 @@ def align(dry, wet, fs, *, sections=None, causal=False, method="lbfgs", loss="ms
             fitted = dict(zip((label, f"{label} {LARGER_SPEC}"), fitted))
             candidates = {**fitted, "none": ChannelModel(0.0, 1),
                           "delay-only": ChannelModel(max(bulk, 0.0) if causal else bulk, report["bulk_polarity"])}
-            chosen, score, report["harm_db"], more = _choose(candidates, fs, d, w, unaligned)
+            chosen, score, report["harm_db"], more, rendered = _choose(candidates, fs, d, w, unaligned)
             where = f"channel(s) {', '.join(str(c + 1) for c in channels)}: " if n_channels > 1 else ""
             warnings += [where + text for text in report.pop("warnings") + more]
             kept = candidates[chosen]  # the report describes what is kept, not what was fitted
@@ -537,8 +537,9 @@ def align(dry, wet, fs, *, sections=None, causal=False, method="lbfgs", loss="ms
     linked_any = len(groups) == 1 and dry_channels == n_channels
     result = Alignment(fs, models, overall, mode="causal" if causal else "offline",
                        channels=None if linked_any else group_of, dry_channels=None if linked_any else dry_channels)
-    # one group: the kept candidate's score is the whole result's (the same rendering of the same pair)
-    aligned = result.apply(dry2[:dry_channels] if dry_channels == 1 else dry2) if n_channels > 1 else None
+    # one group: the kept candidate's rendering and score are the whole result's (the same model, the same pair)
+    aligned = None if n_channels == 1 else rendered if len(groups) == 1 else result.apply(
+        dry2[:dry_channels] if dry_channels == 1 else dry2)
     after = score if len(groups) == 1 else metrics.mix_report(aligned, wet2, fs)
     progress(1.0, "done")
     result.report = {

@@ -85,6 +85,7 @@ def align_files(dry, wet, outdir, options=AlignOptions(), *, overwrite=False, ba
     dict
         report.json's ``summary``.
     """
+    from ._threads import together
     from .align import align
     from .excerpts import delay_drift, read_for_analysis
     from .io import AudioReader, OutputFolder, write_json
@@ -100,13 +101,14 @@ def align_files(dry, wet, outdir, options=AlignOptions(), *, overwrite=False, ba
                                          f"(resample=True) to resample the wet to {fs} Hz")
             wet_source = ArrayReader(_resample(wet_file.read(0, wet_file.frames), fs_wet, fs), fs)  # in memory
         analysis = read_for_analysis(dry_file, wet_source)
-        with bar("aligning") as update:
-            result = align(analysis.dry, analysis.wet, fs, sections=options.sections, causal=options.causal,
-                           method=options.method, polish=options.polish, loss=options.loss,
-                           max_delay_s=options.max_delay_ms / 1000.0, seed=options.seed, link=options.link,
-                           biasnet={"layer_sizes": tuple(options.layers), "max_steps": options.steps},
-                           progress=update)
-        excerpt_delays, drift = delay_drift(analysis, fs, options.max_delay_ms / 1000.0)
+        with bar("aligning") as update:  # the excerpts' delays beside the fit, which keeps one core busy
+            result, (excerpt_delays, drift) = together(
+                lambda: align(analysis.dry, analysis.wet, fs, sections=options.sections, causal=options.causal,
+                              method=options.method, polish=options.polish, loss=options.loss,
+                              max_delay_s=options.max_delay_ms / 1000.0, seed=options.seed, link=options.link,
+                              biasnet={"layer_sizes": tuple(options.layers), "max_steps": options.steps},
+                              progress=update),
+                lambda: delay_drift(analysis, fs, options.max_delay_ms / 1000.0))
         result.report["warnings"] += analysis.notes + ([drift] if drift else [])
         with bar("writing", eta=True) as update:
             mix = None if options.mix_ratio is None else (folder.path("mix.wav"), wet_source, options.mix_ratio)

@@ -122,18 +122,19 @@ def test_the_choice_keeps_no_model_that_harms_a_band_silently(monkeypatch):
     # stand-in models whose "rendering" is their name, which the stand-in metrics score from the table
     candidates = {name: type("Model", (), {"apply": lambda self, d, name=name: name})()
                   for name in ("lbfgs", "delay-only", "none")}
-    chosen, score, harm, warnings = _choose(candidates, FS, None, None, before)
+    chosen, score, harm, warnings, rendered = _choose(candidates, FS, None, None, before)
     assert chosen == "lbfgs" and harm == pytest.approx(-0.8)  # it lifts the worst band by 2 dB over delay-only
+    assert rendered == "lbfgs"  # the kept candidate's rendering, for the whole result's metrics
     assert score == {**table["lbfgs"], "full": True}  # candidates compared on summaries; the kept one in full
     assert "100 Hz (-0.20 -> -1.00 dB)" in warnings[0]
     table["lbfgs"] = _scores(-2.8, -0.1, [-1.0, -2.8])  # lifts the worst band by only 0.2 dB: not worth the harm
-    chosen, _, harm, warnings = _choose(candidates, FS, None, None, before)
+    chosen, _, harm, warnings, _ = _choose(candidates, FS, None, None, before)
     assert chosen == "delay-only" and harm == 0.0 and "keeping 'delay-only'" in warnings[0]
     # a model is judged against the better fallback in each band: a notch where delay and polarity alone
     # were clean is harm, however bad the unaligned pair was there (a linear-phase EQ's latency)
     before = _scores(-20.0, -9.0, [-20.0, -20.0])
     table.update({"lbfgs": _scores(-2.0, -0.01, [-2.0, 0.0]), "delay-only": _scores(-0.1, -0.05, [-0.1, 0.0])})
-    chosen, _, harm, warnings = _choose(candidates, FS, None, None, before)
+    chosen, _, harm, warnings, _ = _choose(candidates, FS, None, None, before)
     assert chosen == "delay-only" and harm == 0.0
     assert "worse than unaligned or delay and polarity alone (100 Hz (-0.10 -> -2.00 dB))" in warnings[0]
 

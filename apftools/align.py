@@ -358,7 +358,8 @@ FALLBACKS = ("none", "delay-only")
 
 
 def _choose(candidates, fs, dry, wet, before):
-    """The candidate to keep, its metrics, its harm to the unaligned pair (dB), and warnings: do no harm, band by band.
+    """The candidate to keep, its metrics, its harm to the unaligned pair (dB), warnings, and its rendering of
+    ``dry``: do no harm, band by band.
 
     Every candidate is scored (:func:`apftools.metrics.mix_summary`; the
     kept one's full :func:`~apftools.metrics.mix_report`) on every

@@ -413,6 +413,15 @@ def test_start_up_imports_no_numeric_code(args):
     assert result.stdout.strip().endswith("heavy: []"), result.stdout + result.stderr
 
 
+def test_version_imports_no_subcommand():
+    code = ("import sys; from apftools.cli import COMMANDS, main\n"
+            "try: main(['--version'])\n"
+            "except SystemExit: pass\n"
+            "print('loaded:', sorted(c for c in COMMANDS if f'apftools.cli.{c}' in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip().endswith("loaded: []"), result.stdout + result.stderr
+
+
 @pytest.mark.parametrize("polish", [False, True])
 def test_align_with_biasnet(inputs, tmp_path, polish):
     dry, wet = inputs

@@ -248,11 +248,13 @@ def _fit_group(dry, wet, fs, settings, rng, progress, before):
     low = low_frequency_sign(measured)
     report["low_frequency_sign"] = None if np.isnan(low) else low
     grid = replace(log_grid(measured), bands=metrics.fit_bands(before["band_level_db"]))
+    dense = replace(measured.in_audio_band(), bands=grid.bands)
     progress(0.15, "response")
     expected = -1 if low < LOW_SIGN_FLIP else 1
-    model = _fit_grid(grid, estimate.delay_samples, estimate.polarity, settings, rng, report, expected)
+    model = _fit_grid(grid, estimate.delay_samples, estimate.polarity, settings, rng, report, expected, dense)
     progress(0.3, "phase fit")
-    fitted = [model] + _fit_larger(grid, estimate.delay_samples, estimate.polarity, settings, rng, report, expected)
+    fitted = [model] + _fit_larger(grid, estimate.delay_samples, estimate.polarity, settings, rng, report, expected,
+                                   dense)
     progress(0.5, "larger phase fit" if len(fitted) > 1 else "phase fit")
     cascade, polarity, delay, theta = model.cascade, model.polarity, model.delay_samples, model.theta
     if settings.method == "biasnet":  # the network starts afresh; only stage 1's delay and polarity are kept
@@ -282,18 +284,19 @@ def _fit_group(dry, wet, fs, settings, rng, progress, before):
     return fitted, report
 
 
-def _fit_larger(grid, bulk_delay, bulk_polarity, settings, rng, report, expected=1):
+def _fit_larger(grid, bulk_delay, bulk_polarity, settings, rng, report, expected=1, dense=None):
     """``[the fit of settings.larger]`` if there is one and :func:`_fit_grid`'s fit (in ``report``) fits the
     phase worse than :data:`REFIT_PHASE_LOSS`, else ``[]``; adds ``larger_fit`` to ``report``."""
     if not settings.larger or report["frequency_fit"]["phase_loss"] <= REFIT_PHASE_LOSS:
         return []
     larger = {}
-    model = _fit_grid(grid, bulk_delay, bulk_polarity, replace(settings, specs=settings.larger), rng, larger, expected)
+    model = _fit_grid(grid, bulk_delay, bulk_polarity, replace(settings, specs=settings.larger), rng, larger, expected,
+                      dense)
     report["larger_fit"] = {"spec": "|".join(settings.larger), **larger["frequency_fit"]}
     return [model]
 
 
-def _fit_grid(grid, bulk_delay, bulk_polarity, settings, rng, report, expected=1):
+def _fit_grid(grid, bulk_delay, bulk_polarity, settings, rng, report, expected=1, dense=None):
     """Stage 1 on a measured response ``grid`` taken after ``bulk_delay`` (samples) and ``bulk_polarity``.
 
     ``expected``: the polarity the fit expects relative to ``bulk_polarity``
@@ -315,7 +318,7 @@ def _fit_grid(grid, bulk_delay, bulk_polarity, settings, rng, report, expected=1
     # stage 1 settles the residual delay and the polarity for either method: no allpass can undo
     # a wrong polarity or a bulk delay estimated too long (GCC-PHAT includes the cascade's own delay)
     stage1 = fitting.fit_frequency(cascade, grid, anticausal=anticausal, min_delay_samples=min_delay,
-                                   polarity=expected, n_starts=settings.n_starts, rng=rng)
+                                   polarity=expected, n_starts=settings.n_starts, rng=rng, dense=dense)
     report["frequency_fit"] = {"phase_loss": stage1.loss, "shape_losses": stage1.shape_losses}
     return ChannelModel(bulk_delay + stage1.delay_samples, bulk_polarity * stage1.polarity, cascade, stage1.theta,
                         anticausal, stage1.anticausal_theta)

@@ -55,7 +55,7 @@ class FrequencyFit:
     polarity : int
         Polarity of the wet relative to the dry, +1 or -1.
     loss : float
-        :math:`L_\varphi` at the optimum (0 = every weighted bin in phase).
+        :math:`L_\varphi` at the optimum (0 = every weighted bin in phase), on ``dense`` where given.
     shape_losses : list of float
         Final group-delay loss :math:`L_\tau` of every polished start, best first.
     anticausal_theta : ndarray or None
@@ -306,9 +306,21 @@ def _distinct(losses, rtol=1e-6):
     return kept
 
 
+#: Rows of parameters :func:`_dense_losses` evaluates at once (its arrays grow with the dense response's bins).
+DENSE_ROWS = 8
+
+
+def _dense_losses(cascade, anticausal, dense, signs, params):
+    r""":math:`L_\varphi` of each row of ``(theta, tau)`` ``params`` (polarity ``signs``) on the response ``dense``."""
+    objective = _phase_objective(ResponseModel(cascade, dense.freqs_hz, anticausal), dense, signs)
+    rows = np.arange(len(params))
+    return np.concatenate([objective(params[chunk], chunk)[0] for chunk in np.array_split(
+        rows, -(-len(rows) // DENSE_ROWS))])
+
+
 def fit_frequency(cascade, tf, *, anticausal=None, min_delay_samples=None, polarity=1, n_starts=16, n_polish=16,
                   rng=None, max_iter=200, scout_iter=60, polarity_margin=0.5, polarity_floor=0.02,
-                  polarity_clear=0.1, ring_bound_samples=None):
+                  polarity_clear=0.1, ring_bound_samples=None, dense=None):
     r"""Stage 1: fit the cascades' phase, a residual delay and the polarity to a measured response.
 
     First the shape: :math:`L_\tau` (group delay, blind to polarity and to
@@ -343,6 +355,15 @@ def fit_frequency(cascade, tf, *, anticausal=None, min_delay_samples=None, polar
     seed; phase-fitting only the 8 best of the 16 shapes lost it all again.
     It costs about a fifth more time.
 
+    With ``dense``, the polished results are compared, and the polarity
+    chosen, on :math:`L_\varphi` over every measured bin of the band
+    rather than the grid's: between two grid frequencies (68 Hz apart at 5
+    kHz on a 512-point log grid) a fit can turn its phase by a whole
+    circle and match the grid with a phase that is wrong in between.  On a
+    phaser, the best results on the grid fitted it to 0.02-0.03 on every
+    seed, but on two seeds of five they were 0.08-0.09 on every bin and
+    dug 3-4 dB notches at 4-5 kHz into the mix.
+
     Parameters
     ----------
     cascade : Cascade
@@ -371,6 +392,10 @@ def fit_frequency(cascade, tf, *, anticausal=None, min_delay_samples=None, polar
         Largest group-delay peak of any one section, in samples, held by
         :func:`ring_penalty` in both losses; default
         :func:`group_delay_bound` of ``tf``, ``math.inf`` for none.
+    dense : TransferFunction, optional
+        The response ``tf`` was thinned from, at every bin of the band
+        (:meth:`~apftools.response.TransferFunction.in_audio_band`, with
+        ``tf``'s ``bands``), on which the results are compared (above).
 
     Returns
     -------
@@ -404,12 +429,13 @@ def fit_frequency(cascade, tf, *, anticausal=None, min_delay_samples=None, polar
     signs = np.repeat([polarity, -polarity], len(kept))  # both polarities from every distinct shape, at once
     phased = lbfgs.minimize(_phase_objective(model, tf, signs), np.tile(shaped.x[kept], (2, 1)), max_iter,
                             min_delay_samples)
-    best = {sign: np.flatnonzero(signs == sign)[np.argmin(phased.fun[signs == sign])] for sign in (1, -1)}
-    expected, other = phased.fun[best[polarity]], phased.fun[best[-polarity]]
+    losses = phased.fun if dense is None else _dense_losses(cascade, anticausal, dense, signs, phased.x)
+    best = {sign: np.flatnonzero(signs == sign)[np.argmin(losses[signs == sign])] for sign in (1, -1)}
+    expected, other = losses[best[polarity]], losses[best[-polarity]]
     flip = (other < polarity_margin * expected and expected > polarity_floor) or other < polarity_clear * expected
     sign = -polarity if flip else polarity
     x = phased.x[best[sign]]
-    return FrequencyFit(x[:n_causal], float(x[-1]), sign, float(phased.fun[best[sign]]),
+    return FrequencyFit(x[:n_causal], float(x[-1]), sign, float(losses[best[sign]]),
                         [float(f) for f in shaped.fun[kept]], x[n_causal:-1] if anticausal is not None else None,
                         float(ring_bound_samples))
 

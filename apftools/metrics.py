@@ -337,9 +337,7 @@ def band_harm_db(before_db, after_db):
 
 def _welch(dry, wet, fs):
     """Welch transfer function (channels summed) restricted to the audio band (:func:`apftools.bands.audio_band`)."""
-    tf = transfer_function(dry, wet, fs, nperseg=metric_nperseg(fs, dry.shape[1]))
-    low, high = bands.audio_band(fs)
-    return tf.select((tf.freqs_hz >= low) & (tf.freqs_hz <= high))
+    return transfer_function(dry, wet, fs, nperseg=metric_nperseg(fs, dry.shape[1])).in_audio_band()
 
 
 def _phase_error(tf):

@@ -129,6 +129,11 @@ class TransferFunction:
         return TransferFunction(self.freqs_hz[mask], self.h[mask], self.coherence[mask], self.power[mask],
                                 self.group_delay[mask], self.fs, self.bands)
 
+    def in_audio_band(self):
+        """The transfer function at its frequencies inside :func:`~apftools.bands.audio_band`."""
+        low, high = audio_band(self.fs)
+        return self.select((self.freqs_hz >= low) & (self.freqs_hz <= high))
+
 
 def frame_length(fs, seconds, max_samples=None):
     """The power of two nearest ``seconds * fs`` samples (at least 4), at most ``max_samples`` rounded down to one.
@@ -253,7 +258,7 @@ def log_grid(tf, n_points=512):
     index = np.unique(np.searchsorted(tf.freqs_hz, targets).clip(0, len(tf.freqs_hz) - 1))
     mask = np.zeros(len(tf.freqs_hz), bool)
     mask[index] = True
-    return tf.select(mask & (tf.freqs_hz >= f_low) & (tf.freqs_hz <= f_high))
+    return tf.select(mask).in_audio_band()
 
 
 #: :func:`low_frequency_sign` reads bins with at least this coherence ...

@@ -6,7 +6,7 @@ import scipy.signal
 
 from apftools import ApftoolsValueError, Cascade
 from apftools.fit import (LOW_GROUP_DELAY_S, ResponseModel, _phase_objective, _shape_objective, fit_frequency,
-                          fit_time, peak_start, ring_penalty, ring_radius)
+                          fit_time, peak_start, phase_loss, ring_penalty, ring_radius)
 from apftools.losses import loudest_segment
 from apftools.response import TransferFunction
 
@@ -152,6 +152,32 @@ def test_fit_frequency_recovers_phase_delay_and_polarity():
     np.testing.assert_allclose(np.unwrap(cascade.phase(fit.theta, tf.freqs_hz)),
                                np.unwrap(cascade.phase(theta, tf.freqs_hz)), atol=1e-3)
     assert fit.shape_losses == sorted(fit.shape_losses)
+
+
+def test_fit_frequency_compares_its_results_on_every_bin_of_dense():
+    cascade = Cascade("2x2", FS)
+    params = cascade.params(cascade.init(0))
+    for section, (radius, fc) in zip(params, [(0.998, 5000.0), (0.9, 500.0)]):
+        section.update(R=radius, fc=fc)
+    theta = cascade.theta_from_params(params)
+
+    def response(freqs):
+        n = len(freqs)
+        return TransferFunction(freqs, cascade.freqz(theta, freqs)[1], np.ones(n), np.ones(n),
+                                cascade.group_delay(theta, freqs), FS)
+
+    grid, dense = response(np.geomspace(20.0, 20000.0, 60)), response(np.linspace(20.0, 20000.0, 4000))
+    on_grid, checked = (fit_frequency(cascade, grid, n_starts=8, rng=2, ring_bound_samples=np.inf, dense=d)
+                        for d in (None, dense))
+
+    def dense_loss(fit):
+        return phase_loss(cascade, dense, fit.theta, fit.delay_samples, fit.polarity)
+
+    # the grid's best turns its phase between the grid's frequencies (620 Hz apart at 5 kHz): right on
+    # the grid, wrong in between
+    assert on_grid.loss < 0.05 * dense_loss(on_grid)
+    assert checked.loss == pytest.approx(dense_loss(checked), rel=1e-9)
+    assert dense_loss(checked) < 0.9 * dense_loss(on_grid)
 
 
 def test_fit_frequency_is_reproducible_and_checks_fs():

@@ -247,8 +247,7 @@ def _fit_group(dry, wet, fs, settings, rng, progress, before):
     report["warnings"] = warnings + more
     low = low_frequency_sign(measured)
     report["low_frequency_sign"] = None if np.isnan(low) else low
-    grid = replace(log_grid(measured), bands=metrics.fit_bands(before["band_level_db"]))
-    dense = replace(measured.in_audio_band(), bands=grid.bands)
+    grid, dense = _grids(measured, metrics.fit_bands(before["band_level_db"]))
     progress(0.15, "response")
     expected = -1 if low < LOW_SIGN_FLIP else 1
     model = _fit_grid(grid, estimate.delay_samples, estimate.polarity, settings, rng, report, expected, dense)
@@ -282,6 +281,12 @@ def _fit_group(dry, wet, fs, settings, rng, progress, before):
                                   "segment_samples": list(stage2.segment)}
         fitted = [ChannelModel(delay, polarity, cascade, theta)]
     return fitted, report
+
+
+def _grids(tf, bands=None):
+    """The log grid a fit runs on and every bin of the band, where it compares its results
+    (:func:`apftools.fit.fit_frequency`); both weigh ``bands``."""
+    return replace(log_grid(tf), bands=bands), replace(tf.in_audio_band(), bands=bands)
 
 
 def _fit_larger(grid, bulk_delay, bulk_polarity, settings, rng, report, expected=1, dense=None):
@@ -331,7 +336,9 @@ def fit_response(tf, delay_samples, polarity, *, sections=None, causal=False, n_
     ----------
     tf : apftools.response.TransferFunction
         The effect's response after ``delay_samples`` and ``polarity`` were
-        removed from it, on a log grid (:func:`apftools.response.log_grid`).
+        removed from it, at full resolution: the fit runs on its log grid
+        (:func:`apftools.response.log_grid`) and compares on every bin of
+        the band, as :func:`align`'s.
     delay_samples : float
         Bulk delay already removed, in samples.
     polarity : {1, -1}
@@ -348,9 +355,10 @@ def fit_response(tf, delay_samples, polarity, *, sections=None, causal=False, n_
     settings = _Settings(split_spec(sections, causal), _larger(sections, causal, "lbfgs"), "lbfgs", causal, "mse",
                          0.0, n_starts, 0, 0.0, False)
     report, rng = {}, np.random.default_rng(seed)
+    grid, dense = _grids(tf)
     with blas_single_thread():
-        model = _fit_grid(tf, float(delay_samples), int(polarity), settings, rng, report)
-        larger = _fit_larger(tf, float(delay_samples), int(polarity), settings, rng, report)
+        model = _fit_grid(grid, float(delay_samples), int(polarity), settings, rng, report, dense=dense)
+        larger = _fit_larger(grid, float(delay_samples), int(polarity), settings, rng, report, dense=dense)
     if larger and report["larger_fit"]["phase_loss"] < report["frequency_fit"]["phase_loss"]:
         model = larger[0]
     return model, report

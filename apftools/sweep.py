@@ -49,7 +49,7 @@ from . import bands
 from ._validate import check_keys, short_repr, validate_fs, validate_positive, validate_signal
 from .delay import estimate_delay
 from .errors import ApftoolsTypeError, ApftoolsValueError
-from .response import TransferFunction, default_nperseg, log_grid, measured_group_delay
+from .response import TransferFunction, default_nperseg, measured_group_delay
 
 SWEEP_FORMAT = "apftools.sweep"
 SWEEP_VERSION = 1
@@ -239,11 +239,11 @@ class ChannelMeasurement:
     periods: int
 
     def transfer_function(self, fs):
-        """The response with latency and polarity removed, on a log grid, for :func:`apftools.align.fit_response`.
+        """The response with latency and polarity removed, over the audio band, for :func:`apftools.align.fit_response`.
 
         Sampled on the frequencies of ``align``'s Welch estimate
         (:func:`~apftools.response.default_nperseg` bins), so the fit sees
-        the same grid as on music (and costs the same: the measurement's own
+        the same grids as on music (and costs the same: the measurement's own
         grid, under 1 Hz apart, gave the log grid 40% more points).
         Coherence is 1 inside the audio band (the sweep has energy there)
         and the power follows the sweep's pink spectrum times :math:`|H|^2`,
@@ -255,7 +255,7 @@ class ChannelMeasurement:
         low, high = bands.audio_band(fs)
         coherence = ((freqs >= low) & (freqs <= high)).astype(float)
         power = np.abs(h) ** 2 / np.maximum(freqs, low)
-        return log_grid(TransferFunction(freqs, h, coherence, power, measured_group_delay(freqs, h, fs), fs))
+        return TransferFunction(freqs, h, coherence, power, measured_group_delay(freqs, h, fs), fs).in_audio_band()
 
     def summary(self):
         """JSON-ready numbers (no arrays)."""
@@ -481,13 +481,13 @@ def fit_models(spec, measurements, *, sections=None, causal=False, seed=0):
 
     models, reports = [], []
     for measured in measurements:
-        grid = measured.transfer_function(spec.fs)
-        model, report = fit_response(grid, measured.latency_samples, measured.polarity, sections=sections,
+        response = measured.transfer_function(spec.fs)
+        model, report = fit_response(response, measured.latency_samples, measured.polarity, sections=sections,
                                      causal=causal, seed=seed, n_starts=N_STARTS)
-        omega = 2 * np.pi * grid.freqs_hz / spec.fs
-        h = measured.polarity * grid.h * np.exp(-1j * omega * measured.latency_samples)  # the response as measured
-        error = np.angle(h * np.exp(-1j * model.response(grid.freqs_hz, spec.fs)[0]))
-        weights = grid.weights
+        omega = 2 * np.pi * response.freqs_hz / spec.fs
+        h = measured.polarity * response.h * np.exp(-1j * omega * measured.latency_samples)  # as measured
+        error = np.angle(h * np.exp(-1j * model.response(response.freqs_hz, spec.fs)[0]))
+        weights = response.weights
         report["phase_error_deg"] = float(np.degrees(np.sqrt(np.sum(weights * error**2) / np.sum(weights))))
         report.update(delay_samples=float(model.delay_samples), polarity=int(model.polarity),
                       spec=model.cascade.spec, anticausal_spec=model.anticausal and model.anticausal.spec,

@@ -15,6 +15,10 @@ pinned to one thread.  The targets:
 * ``--hour``: the same on a 1-hour stereo pair (2.8 GB of WAV), memory
   within the same bounds.
 
+Also, with no target: the 8 s fixture's align with its phase fit replaced
+by a stub that returns at once (:data:`FIT_STUB`), the floor that the fit
+adds to.
+
 Usage::
 
     python bench/scale.py             # about two minutes on 2 cores
@@ -40,6 +44,15 @@ FIXTURE = os.path.join(ROOT, "data")
 REAL = os.path.join(ROOT, "data", "real", "caps-cabinet-guitar-48k")
 ENV = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
 APFTOOLS = [sys.executable, "-m", "apftools"]
+#: ``apftools`` with :func:`apftools.fit.fit_frequency` returning random parameters at once, at a phase loss of 0
+#: (so that, as on the fixture, no larger spec is fitted): everything align does but the fit.
+FIT_STUB = [sys.executable, "-c", "\n".join([
+    "import sys, apftools.fit as fit",
+    "def stub(cascade, tf, *, anticausal=None, **options):",
+    "    return fit.FrequencyFit(cascade.init(0), 0.0, 1, 0.0, [], anticausal and anticausal.init(0))",
+    "fit.fit_frequency = stub",
+    "from apftools.__main__ import main",
+    "main()"])]
 
 
 def measure(command, repeats):
@@ -83,8 +96,8 @@ def main(argv=None):
             rows[label] = measure(command, repeats)
             print(f"{label:34s} {rows[label][0]:7.2f} s  {rows[label][1]:7.0f} MB", flush=True)
 
-        def align(label, dry, wet, repeats=args.repeats):
-            run(label, APFTOOLS + ["align", dry, wet, "-o", os.path.join(folder, "out"), "--force", "-q"], repeats)
+        def align(label, dry, wet, repeats=args.repeats, command=APFTOOLS):
+            run(label, command + ["align", dry, wet, "-o", os.path.join(folder, "out"), "--force", "-q"], repeats)
 
         quick = max(args.repeats, 15)  # a tenth of a second: more runs to see past the noise
         run("python -c 'import click'", [sys.executable, "-c", "import click"], quick)
@@ -92,6 +105,8 @@ def main(argv=None):
                                                "import numpy, scipy.signal, scipy.optimize, soundfile"])
         run("apftools --version", APFTOOLS + ["--version"], quick)
         align("align 8 s fixture", os.path.join(FIXTURE, "dry.flac"), os.path.join(FIXTURE, "wet.flac"))
+        align("align 8 s fixture, fit stubbed", os.path.join(FIXTURE, "dry.flac"), os.path.join(FIXTURE, "wet.flac"),
+              command=FIT_STUB)
         align("align 8 s real (cabinet)", *tiled_pair(folder, REAL, 8, 1, "real8"))
         lengths = [("10 min", 600)] + [("1 hour", 3600)] * args.hour
         for name, seconds in lengths:
@@ -115,6 +130,8 @@ def main(argv=None):
     print(f"  --version / import click                 {start_up:5.2f}  (<= 1.3)")
     for case in ("align 8 s fixture", "align 8 s real (cabinet)"):
         print(f"  {case + ' / imports':40s} {ratio(case, 'import numpy, scipy, soundfile'):5.2f}  (<= 1.5)")
+    print(f"  {'the same, fit stubbed / imports':40s} "
+          f"{ratio('align 8 s fixture, fit stubbed', 'import numpy, scipy, soundfile'):5.2f}  (no target: the floor)")
     for name, _ in lengths:
         print(f"  align {name} / align 8 s fixture{' ' * (10 - len(name))}     "
               f"{ratio(f'align {name} stereo', 'align 8 s fixture'):5.2f}  (<= 4);  "

@@ -306,9 +306,10 @@ def _fit_grid(grid, bulk_delay, bulk_polarity, settings, rng, report, expected=1
 
     ``expected``: the polarity the fit expects relative to ``bulk_polarity``
     (-1 where the response below the audio band says GCC-PHAT's is wrong,
-    :data:`LOW_SIGN_FLIP`).  Returns the :class:`ChannelModel` (delay and
-    polarity include the bulk ones); adds ``frequency_fit`` (and
-    ``order_selection``) to ``report``.
+    :data:`LOW_SIGN_FLIP`); ``dense``: the response at every bin of the band,
+    where the fit compares its results (:func:`_grids`).  Returns the
+    :class:`ChannelModel` (delay and polarity include the bulk ones); adds
+    ``frequency_fit`` (and ``order_selection``) to ``report``.
     """
     fs = grid.fs
     causal_spec, anticausal_spec = settings.specs

@@ -1,6 +1,7 @@
 """End-to-end alignment on synthetic effects with a known answer, and the Alignment model."""
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -9,7 +10,9 @@ import scipy.signal
 from apftools import Alignment, ApftoolsValueError, Cascade, align
 from apftools.align import AUTO_SPECS, LARGER_SPEC, REFIT_PHASE_LOSS, ChannelModel
 from apftools.delay import apply_delay
+from apftools.fit import FrequencyFit
 from apftools.metrics import band_harm_db, band_mix_deficit_db, mix_deficit_db
+from apftools.response import TransferFunction
 from apftools.synthetic import make_pair, pink_noise
 
 FS = 48000
@@ -64,6 +67,24 @@ def test_report_is_plain_json_with_before_and_after(recovered):
     assert 0.0 <= group["delay_confidence"] <= 1.0 and group["coherence"] > 0.95 and group["phase_drift_deg"] < 5
     assert 0.0 < group["max_group_delay_ms"] < group["ring_time_ms"]
     assert report["warnings"] == []
+
+
+def test_the_larger_fit_expects_the_polarity_the_default_fit_settled(monkeypatch):
+    module = sys.modules["apftools.align"]  # the package's ``align`` is the function
+    asked = []
+
+    def fit_frequency(cascade, tf, *, polarity, anticausal=None, **options):
+        asked.append(polarity)
+        return FrequencyFit(cascade.init(0), 0.0, polarity, 0.0, [], anticausal and anticausal.init(0))
+
+    monkeypatch.setattr(module.fitting, "fit_frequency", fit_frequency)
+    settings = module._Settings(module.split_spec(None, False), module._larger(None, False, "lbfgs"), "lbfgs", False,
+                                "mse", 0.0, 4, 0, 0.0, False)
+    grid = TransferFunction(np.array([100.0, 1000.0]), np.ones(2, complex), np.ones(2), np.ones(2), np.zeros(2), FS)
+    # GCC-PHAT said inverted; the default's fit settled on normal (-1 relative to it)
+    [larger] = module._fit_larger(grid, 2.0, -1, settings, 0, {"frequency_fit": {"phase_loss": 1.0}},
+                                  ChannelModel(2.0, 1))
+    assert asked == [-1] and larger.polarity == 1
 
 
 def test_the_default_spec_grows_where_it_fits_the_phase_badly():

@@ -34,7 +34,6 @@ from . import fit as fitting
 from . import metrics
 from . import structures as st
 from ._threads import blas_single_thread, together
-from .bands import audio_band
 from ._validate import channel_layout, validate_fs, validate_positive
 from .cascade import Cascade
 from .delay import apply_delay, estimate_delay
@@ -79,10 +78,9 @@ def _phase_difference_deg(first, second):
 
     Each bin weighs by the smaller coherence times the geometric mean power.
     """
-    low, high = audio_band(first.fs)
-    band = (first.freqs_hz >= low) & (first.freqs_hz <= high)
-    weight = (np.minimum(first.coherence, second.coherence) * np.sqrt(first.power * second.power))[band]
-    difference = np.angle(first.h[band] * np.conj(second.h[band]))
+    first, second = first.in_audio_band(), second.in_audio_band()
+    weight = np.minimum(first.coherence, second.coherence) * np.sqrt(first.power * second.power)
+    difference = np.angle(first.h * np.conj(second.h))
     return float(np.degrees(np.sqrt(np.sum(weight * difference**2) / max(np.sum(weight), 1e-300))))
 
 

@@ -245,17 +245,16 @@ class ChannelMeasurement:
         (:func:`~apftools.response.default_nperseg` bins), so the fit sees
         the same grids as on music (and costs the same: the measurement's own
         grid, under 1 Hz apart, gave the log grid 40% more points).
-        Coherence is 1 inside the audio band (the sweep has energy there)
+        Coherence is 1 (the sweep has energy over the whole band)
         and the power follows the sweep's pink spectrum times :math:`|H|^2`,
         so the band-balanced weights of :class:`~apftools.response.TransferFunction` apply as for music.
         """
         shifted = self.polarity * self.h * np.exp(2j * np.pi * self.freqs_hz / fs * self.latency_samples)
         freqs = np.fft.rfftfreq(default_nperseg(fs, 2**62), 1.0 / fs)
         h = np.interp(freqs, self.freqs_hz, shifted.real) + 1j * np.interp(freqs, self.freqs_hz, shifted.imag)
-        low, high = bands.audio_band(fs)
-        coherence = ((freqs >= low) & (freqs <= high)).astype(float)
-        power = np.abs(h) ** 2 / np.maximum(freqs, low)
-        return TransferFunction(freqs, h, coherence, power, measured_group_delay(freqs, h, fs), fs).in_audio_band()
+        power = np.abs(h) ** 2 / np.maximum(freqs, bands.audio_band(fs)[0])
+        return TransferFunction(freqs, h, np.ones(len(freqs)), power, measured_group_delay(freqs, h, fs),
+                                fs).in_audio_band()
 
     def summary(self):
         """JSON-ready numbers (no arrays)."""

@@ -5,8 +5,8 @@ import pytest
 import scipy.signal
 
 from apftools import ApftoolsValueError, Cascade
-from apftools.fit import (LOW_GROUP_DELAY_S, ResponseModel, _phase_objective, _shape_objective, fit_frequency,
-                          fit_time, peak_start, phase_loss, ring_penalty, ring_radius)
+from apftools.fit import (LOW_GROUP_DELAY_S, ResponseModel, _anchor_delays, _phase_objective, _shape_objective,
+                          fit_frequency, fit_time, peak_start, phase_loss, ring_penalty, ring_radius)
 from apftools.losses import loudest_segment
 from apftools.response import TransferFunction
 
@@ -152,6 +152,7 @@ def test_fit_frequency_recovers_phase_delay_and_polarity():
     np.testing.assert_allclose(np.unwrap(cascade.phase(fit.theta, tf.freqs_hz)),
                                np.unwrap(cascade.phase(theta, tf.freqs_hz)), atol=1e-3)
     assert fit.shape_losses == sorted(fit.shape_losses)
+    assert fit.other_polarity_loss > 1e3 * fit.loss  # the cascade cannot take up an inversion over the band
 
 
 def test_fit_frequency_compares_its_results_on_every_bin_of_dense():
@@ -166,7 +167,7 @@ def test_fit_frequency_compares_its_results_on_every_bin_of_dense():
         return TransferFunction(freqs, cascade.freqz(theta, freqs)[1], np.ones(n), np.ones(n),
                                 cascade.group_delay(theta, freqs), FS)
 
-    grid, dense = response(np.geomspace(20.0, 20000.0, 60)), response(np.linspace(20.0, 20000.0, 4000))
+    grid, dense = response(np.geomspace(20.0, 20000.0, 60)), response(np.arange(4, 4001) * 5.0)  # FFT bins
     on_grid, checked = (fit_frequency(cascade, grid, n_starts=8, rng=2, ring_bound_samples=np.inf, dense=d)
                         for d in (None, dense))
 
@@ -178,6 +179,29 @@ def test_fit_frequency_compares_its_results_on_every_bin_of_dense():
     assert on_grid.loss < 0.05 * dense_loss(on_grid)
     assert checked.loss == pytest.approx(dense_loss(checked), rel=1e-9)
     assert dense_loss(checked) < 0.9 * dense_loss(on_grid)
+
+
+def test_anchor_delays_finds_the_delay_that_fits_the_phase_on_every_bin():
+    cascade, theta = true_cascade()
+    freqs = np.arange(4, 4001) * FS / 9600  # the bins of a 9600-point FFT, 20 Hz to 20 kHz
+    h = -cascade.freqz(theta, freqs)[1] * np.exp(-2j * np.pi * freqs / FS * 37.25)
+    ones = np.ones(len(freqs))
+    dense = TransferFunction(freqs, h, ones, ones, cascade.group_delay(theta, freqs) + 37.25, FS)
+    model = ResponseModel(cascade, freqs)
+    params = np.array([np.append(theta, tau) for tau in (0.0, 30.0, -12.0)])
+    # the true cascade and polarity, from wrong delays: the true delay, to the last digit
+    assert list(_anchor_delays(model, dense, np.array([-1, -1]), params[:2])) == [37.25, 37.25]
+    # with the wrong polarity, or a bound above the truth: the best delay in steps of 1/8 sample, better
+    # than any other tried here
+    for sign, bound in ((1, None), (-1, 40.0)):
+        [tau] = _anchor_delays(model, dense, np.array([sign]), params[2:], bound)
+        steps = np.arange(-400, 801) / 8
+        steps = steps[steps >= (bound or -np.inf)]
+        losses = [phase_loss(cascade, dense, theta, t, sign) for t in steps]
+        assert tau * 8 == round(tau * 8) and tau >= (bound or -np.inf)
+        assert phase_loss(cascade, dense, theta, tau, sign) <= min(losses) + 1e-12
+    with pytest.raises(ApftoolsValueError, match="bins of one FFT"):
+        fit_frequency(cascade, exact_response(cascade, theta), dense=exact_response(cascade, theta))
 
 
 def test_fit_frequency_is_reproducible_and_checks_fs():

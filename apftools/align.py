@@ -293,24 +293,28 @@ def _fit_larger(grid, bulk_delay, bulk_polarity, settings, rng, report, default,
 
     The larger fit expects the polarity that ``default`` settled, a better prior than GCC-PHAT's on the same
     response: with GCC-PHAT's, the nonlinear preamp's two fits disagreed on one seed of five, and the mix kept
-    the larger one's.
+    the larger one's.  Not the polarity that fitted ``default``'s spec best (``other_polarity_loss``): where
+    both polarities fit alike, as on the cabinets, which is lower follows the seed (4 case-seeds of 10
+    flipped).  The larger fit also polishes each start from the delay that fits its phase best
+    (:func:`apftools.fit.fit_frequency`'s ``anchor``).
     """
     if not settings.larger or report["frequency_fit"]["phase_loss"] <= REFIT_PHASE_LOSS:
         return []
     larger = {}
     model = _fit_grid(grid, bulk_delay, bulk_polarity, replace(settings, specs=settings.larger), rng, larger,
-                      default.polarity * bulk_polarity, dense)
+                      default.polarity * bulk_polarity, dense, anchor=True)
     report["larger_fit"] = {"spec": "|".join(settings.larger), **larger["frequency_fit"]}
     return [model]
 
 
-def _fit_grid(grid, bulk_delay, bulk_polarity, settings, rng, report, expected=1, dense=None):
+def _fit_grid(grid, bulk_delay, bulk_polarity, settings, rng, report, expected=1, dense=None, anchor=False):
     """Stage 1 on a measured response ``grid`` taken after ``bulk_delay`` (samples) and ``bulk_polarity``.
 
     ``expected``: the polarity the fit expects relative to ``bulk_polarity``
     (-1 where the response below the audio band says GCC-PHAT's is wrong,
     :data:`LOW_SIGN_FLIP`); ``dense``: the response at every bin of the band,
-    where the fit compares its results (:func:`_grids`).  Returns the
+    where the fit compares its results (:func:`_grids`); ``anchor``:
+    :func:`apftools.fit.fit_frequency`'s.  Returns the
     :class:`ChannelModel` (delay and polarity include the bulk ones); adds
     ``frequency_fit`` (and ``order_selection``) to ``report``.
     """
@@ -327,8 +331,10 @@ def _fit_grid(grid, bulk_delay, bulk_polarity, settings, rng, report, expected=1
     # stage 1 settles the residual delay and the polarity for either method: no allpass can undo
     # a wrong polarity or a bulk delay estimated too long (GCC-PHAT includes the cascade's own delay)
     stage1 = fitting.fit_frequency(cascade, grid, anticausal=anticausal, min_delay_samples=min_delay,
-                                   polarity=expected, n_starts=settings.n_starts, rng=rng, dense=dense)
-    report["frequency_fit"] = {"phase_loss": stage1.loss, "shape_losses": stage1.shape_losses}
+                                   polarity=expected, n_starts=settings.n_starts, rng=rng, dense=dense,
+                                   anchor=anchor)
+    report["frequency_fit"] = {"phase_loss": stage1.loss, "other_polarity_loss": stage1.other_polarity_loss,
+                               "shape_losses": stage1.shape_losses}
     return ChannelModel(bulk_delay + stage1.delay_samples, bulk_polarity * stage1.polarity, cascade, stage1.theta,
                         anticausal, stage1.anticausal_theta)
 

@@ -74,17 +74,18 @@ def test_the_larger_fit_expects_the_polarity_the_default_fit_settled(monkeypatch
     asked = []
 
     def fit_frequency(cascade, tf, *, polarity, anticausal=None, **options):
-        asked.append(polarity)
+        asked.append((polarity, options["anchor"]))
         return FrequencyFit(cascade.init(0), 0.0, polarity, 0.0, [], anticausal and anticausal.init(0))
 
     monkeypatch.setattr(module.fitting, "fit_frequency", fit_frequency)
     settings = module._Settings(module.split_spec(None, False), module._larger(None, False, "lbfgs"), "lbfgs", False,
                                 "mse", 0.0, 4, 0, 0.0, False)
     grid = TransferFunction(np.array([100.0, 1000.0]), np.ones(2, complex), np.ones(2), np.ones(2), np.zeros(2), FS)
-    # GCC-PHAT said inverted; the default's fit settled on normal (-1 relative to it)
-    [larger] = module._fit_larger(grid, 2.0, -1, settings, 0, {"frequency_fit": {"phase_loss": 1.0}},
-                                  ChannelModel(2.0, 1))
-    assert asked == [-1] and larger.polarity == 1
+    # GCC-PHAT said inverted; the default's fit settled on normal (-1 relative to it), though it fitted
+    # the other polarity better: where both fit alike, which is lower follows the seed
+    fit = {"frequency_fit": {"phase_loss": 1.0, "other_polarity_loss": 0.5}}
+    [larger] = module._fit_larger(grid, 2.0, -1, settings, 0, fit, ChannelModel(2.0, 1))
+    assert asked == [(-1, True)] and larger.polarity == 1
 
 
 def test_the_default_spec_grows_where_it_fits_the_phase_badly():

@@ -316,14 +316,17 @@ def _distinct(losses, rtol=1e-6):
 DENSE_ROWS = 8
 
 
-def _check_fft_bins(dense, fs):
-    """Raise unless ``dense`` is measured at ``fs`` on bins of one FFT, as :func:`_anchor_delays` needs."""
+def _fft_bins(dense, fs):
+    """``(n, bins)``: the length of the FFT on whose bins ``dense`` is measured, at ``fs``, and their indices;
+    raises unless it is one (:func:`_anchor_delays` needs it)."""
     freqs = dense.freqs_hz
-    n = fs / np.min(np.diff(freqs)) if len(freqs) > 1 else 0.0
-    if dense.fs != fs or n < 1 or not np.allclose(freqs * round(n) / fs, np.round(freqs * round(n) / fs)):
+    n = int(round(fs / np.min(np.diff(freqs)))) if len(freqs) > 1 else 0
+    bins = freqs * n / fs
+    if dense.fs != fs or n < 1 or not np.allclose(bins, np.round(bins)):
         raise ApftoolsValueError(f"dense must be the response measured at fs={fs:g} Hz on the bins of one FFT "
                                  f"(every bin of the band), got {len(freqs)} frequencies at fs={dense.fs:g} Hz "
                                  f"from {short_repr(freqs)}")
+    return n, np.round(bins).astype(int)
 
 
 #: Residual delays per sample that :func:`_anchor_delays` tries.
@@ -342,9 +345,7 @@ def _anchor_delays(model, dense, signs, params, min_delay=None):
     the bins resolve, since ``dense`` sits on the bins of one FFT.  ``model``: a
     :class:`ResponseModel` on ``dense.freqs_hz``; delays below ``min_delay`` are not tried.
     """
-    fs, freqs = dense.fs, dense.freqs_hz
-    n = int(round(fs / np.min(np.diff(freqs))))  # the FFT's length
-    bins = np.round(freqs * n / fs).astype(int)
+    n, bins = _fft_bins(dense, dense.fs)
     size = n * ANCHOR_STEPS
     delays = np.fft.fftfreq(size, 1.0 / n)  # tau = j / ANCHOR_STEPS, negative in the upper half
     anchored = np.empty(len(params))
@@ -470,7 +471,7 @@ def fit_frequency(cascade, tf, *, anticausal=None, min_delay_samples=None, polar
     if cascade.fs != tf.fs:
         raise ApftoolsValueError(f"cascade at fs={cascade.fs:g} Hz cannot fit a response measured at {tf.fs:g} Hz")
     if dense is not None:
-        _check_fft_bins(dense, tf.fs)
+        _fft_bins(dense, tf.fs)
     elif anchor:
         raise ApftoolsValueError("anchor=True anchors the delays on dense, the response at every bin; got dense=None")
     rng = np.random.default_rng(rng)

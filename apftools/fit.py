@@ -312,8 +312,14 @@ def _distinct(losses, rtol=1e-6):
     return kept
 
 
-#: Rows of parameters :func:`_dense_losses` evaluates at once (its arrays grow with the dense response's bins).
+#: Rows of parameters :func:`_dense_losses` and :func:`_anchor_delays` evaluate at once (their arrays grow with
+#: the dense response's bins).
 DENSE_ROWS = 8
+
+
+def _row_chunks(n_rows):
+    """Indices of ``n_rows`` rows in chunks of at most :data:`DENSE_ROWS`."""
+    return np.array_split(np.arange(n_rows), -(-n_rows // DENSE_ROWS))
 
 
 def _fft_bins(dense, fs):
@@ -349,7 +355,7 @@ def _anchor_delays(model, dense, signs, params, min_delay=None):
     size = n * ANCHOR_STEPS
     delays = np.fft.fftfreq(size, 1.0 / n)  # tau = j / ANCHOR_STEPS, negative in the upper half
     anchored = np.empty(len(params))
-    for chunk in np.array_split(np.arange(len(params)), -(-len(params) // DENSE_ROWS)):
+    for chunk in _row_chunks(len(params)):
         residual = np.zeros((len(chunk), size), complex)
         residual[:, bins] = dense.weights * np.exp(1j * (np.angle(signs[chunk, None] * dense.h)
                                                           - model(params[chunk, :-1], delay=False)[0]))
@@ -364,9 +370,7 @@ def _dense_losses(model, dense, signs, params):
     r""":math:`L_\varphi` of each row of ``(theta, tau)`` ``params`` (polarity ``signs``) on the response ``dense``
     (``model``: a :class:`ResponseModel` on its frequencies)."""
     objective = _phase_objective(model, dense, signs)
-    rows = np.arange(len(params))
-    return np.concatenate([objective(params[chunk], chunk)[0] for chunk in np.array_split(
-        rows, -(-len(rows) // DENSE_ROWS))])
+    return np.concatenate([objective(params[chunk], chunk)[0] for chunk in _row_chunks(len(params))])
 
 
 def fit_frequency(cascade, tf, *, anticausal=None, min_delay_samples=None, polarity=1, n_starts=16, n_polish=16,
@@ -498,13 +502,14 @@ def fit_frequency(cascade, tf, *, anticausal=None, min_delay_samples=None, polar
     order = np.argsort(shaped.fun)
     kept = order[_distinct(shaped.fun[order])]
     signs = np.repeat([polarity, -polarity], len(kept))  # both polarities from every distinct shape, at once
-    starts = np.tile(shaped.x[kept], (2, 1))
+    shapes = shaped.x[kept]
+    starts = np.tile(shapes, (2, 1))
     dense_model = None if dense is None else ResponseModel(cascade, dense.freqs_hz, anticausal)
     if anchor:  # the expected polarity's shapes also from the delays that best fit their phase on every bin
-        anchored = shaped.x[kept]
-        anchored[:, -1] = _anchor_delays(dense_model, dense, np.full(len(kept), polarity), anchored,
+        anchored = shapes.copy()
+        anchored[:, -1] = _anchor_delays(dense_model, dense, np.full(len(kept), polarity), shapes,
                                          min_delay_samples)
-        shift = np.abs(anchored[:, -1] - shaped.x[kept, -1])
+        shift = np.abs(anchored[:, -1] - shapes[:, -1])
         anchored = anchored[(shift >= 0.5) & (shift <= ANCHOR_WINDOW_S * tf.fs)]
         starts, signs = np.vstack([starts, anchored]), np.concatenate([signs, np.full(len(anchored), polarity)])
     phased = lbfgs.minimize(_phase_objective(model, tf, signs), starts, max_iter, min_delay_samples)

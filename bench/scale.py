@@ -130,7 +130,7 @@ def main(argv=None):
     print(f"  --version / import click                 {start_up:5.2f}  (<= 1.3)")
     for case in ("align 8 s fixture", "align 8 s real (cabinet)"):
         print(f"  {case + ' / imports':40s} {ratio(case, 'import numpy, scipy, soundfile'):5.2f}  (<= 1.5)")
-    print(f"  {'the same, fit stubbed / imports':40s} "
+    print(f"  {'align 8 s fixture, fit stubbed / imports':40s} "
           f"{ratio('align 8 s fixture, fit stubbed', 'import numpy, scipy, soundfile'):5.2f}  (no target: the floor)")
     for name, _ in lengths:
         print(f"  align {name} / align 8 s fixture{' ' * (10 - len(name))}     "

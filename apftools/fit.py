@@ -28,14 +28,15 @@ Reference: Bargum et al., "Differentiable all-pass filters for phase
 response estimation and automatic signal alignment", DAFx 2023.
 """
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import scipy.optimize
 import scipy.signal
 from autograd import value_and_grad
 
-from . import lbfgs
+from . import _fitkernel, lbfgs
 from . import structures as st
 from ._validate import short_repr
 from .cascade import Cascade, ResponseGrid
@@ -91,6 +92,34 @@ RING_GATE_HZ = (40.0, 50.0)
 LOW_GROUP_DELAY_S = 0.02
 #: Weight of the ring penalty (:func:`ring_penalty`) in the shape and the phase loss.
 RING_WEIGHTS = {"shape": 10.0, "phase": 1.0}
+
+
+#: When one polarity's phase loss decides against the other's (:func:`decides`): below this fraction of it
+#: while the other's is above :data:`POLARITY_FLOOR` (fits badly), or below :data:`POLARITY_CLEAR` of it.
+POLARITY_MARGIN = 0.5
+POLARITY_FLOOR = 0.02
+POLARITY_CLEAR = 0.1
+
+
+def decides(loss, other_loss, margin=POLARITY_MARGIN, floor=POLARITY_FLOOR, clear=POLARITY_CLEAR):
+    """Whether a polarity's phase ``loss`` is clearly better than the other's ``other_loss`` (:func:`fit_frequency`)."""
+    return (loss < margin * other_loss and other_loss > floor) or loss < clear * other_loss
+
+
+def polarity_ambiguous(loss, other_loss):
+    """Whether neither polarity's phase loss :func:`decides` against the other's.
+
+    The cascade can imitate an inversion over a band (its low first-order sections turn the phase by 180
+    degrees), so the measurement cannot tell the two apart; :func:`fit_frequency` then keeps the
+    expected polarity.
+    """
+    return not (decides(loss, other_loss) or decides(other_loss, loss))
+
+
+def phase_loss_deg(loss):
+    r"""About the RMS phase error (degrees) of a phase loss :math:`L_\varphi`: :math:`\sqrt{2 L}` radians,
+    since :math:`1 - \cos r \approx r^2 / 2`."""
+    return math.degrees(math.sqrt(2.0 * max(loss, 0.0)))
 
 
 def group_delay_bound(tf, factor=GROUP_DELAY_FACTOR, margin_s=GROUP_DELAY_MARGIN_S):
@@ -204,7 +233,19 @@ class ResponseModel:
         self.rho = None if ring_bound is None else ring_radius(self.cascade, ring_bound)
         self.rho_low = None if ring_bound is None else ring_radius(
             self.cascade, max(ring_bound, LOW_GROUP_DELAY_S * cascade.fs))
-        self.gate = [np.cos(2 * np.pi * f * self.cascade._stretch / cascade.fs) for f in RING_GATE_HZ[::-1]]
+        # the C library's cos, not numpy's (whose last bits follow the CPU: :mod:`apftools._fitkernel`)
+        self.gate = [np.array([math.cos(2 * math.pi * f * m / cascade.fs) for m in self.cascade._stretch])
+                     for f in RING_GATE_HZ[::-1]]
+        kinds = self.cascade.kinds
+        self._compiled = dict(
+            omega=self.omega, e=_fitkernel.basis(self.omega, self.cascade._stretch), signs=signs,
+            n_poles=float(sum(sign * k.order * k.stretch for sign, k in zip(signs, kinds))),
+            kinds=np.array([[k.order, k.stretch, k.warped] for k in kinds], dtype=np.int64),
+            columns=np.array([[o.get(name, -1) for name in ("R", "fc", "a")] for o in self.cascade.offsets],
+                             dtype=np.int64),
+            fs=float(cascade.fs),
+            table=np.array([st.R_MAX, st.RANGES["a"].high, st.RANGES["fc"].low, st.RANGES["fc"].high,
+                            st.EDGE_MARGIN, st.FC_NYQUIST_FRACTION]))
 
     def __call__(self, theta, phase=True, delay=True):
         """``(phase, group_delay, d phase / d theta, d group_delay / d theta, penalty, d penalty / d theta)``.
@@ -213,12 +254,29 @@ class ResponseModel:
         ``theta`` of shape (B, n_params) evaluates B parameter vectors at
         once (shapes (B, n_freqs), (B, n_freqs, n_params), (B,), (B, n_params)).
         ``phase=False`` or ``delay=False`` skips that half (None in its places).
+        The numpy reference of the compiled :meth:`losses` and :meth:`response`.
         """
         sos, d_sos = self.cascade.sos_jacobian(theta)
         response = self.grid.from_sos(sos, d_sos, phase, delay)
         if self.rho is None:
             return (*response, np.zeros(np.shape(theta)[:-1]), np.zeros(np.shape(theta)))
         return (*response, *ring_penalty(sos, d_sos, self.rho, *self.gate, self.rho_low))
+
+    def losses(self, params, mode, targets, target_of_row, weights, ring_weight, scale=0.0):
+        """Compiled loss and gradient of rows ``(theta, tau)`` (:func:`apftools._fitkernel.objective`)."""
+        c = self._compiled
+        ring = () if self.rho is None else (self.rho, self.rho_low, *self.gate)
+        rho, rho_low, c_on, c_off = ring or (np.empty(0),) * 4
+        return _fitkernel.objective(np.ascontiguousarray(params, dtype=float), mode, targets,
+                                    np.asarray(target_of_row, dtype=np.int64), weights, c["omega"], c["e"],
+                                    c["signs"], c["n_poles"], c["kinds"], c["columns"], c["fs"], c["table"],
+                                    rho, rho_low, c_on, c_off, float(ring_weight), float(scale))
+
+    def response(self, thetas):
+        """Compiled ``(phasors, group_delay)`` of rows of theta (:func:`apftools._fitkernel.response`)."""
+        c = self._compiled
+        return _fitkernel.response(np.ascontiguousarray(thetas, dtype=float), c["omega"], c["e"], c["signs"],
+                                   c["n_poles"], c["kinds"], c["columns"], c["fs"], c["table"])
 
 
 def _shape_objective(model, tf, scale=2.0):
@@ -228,18 +286,13 @@ def _shape_objective(model, tf, scale=2.0):
               r_f = \tau_{\mathrm{meas}}(f) - \tau_\theta(f) - \tau,
 
     a soft-L1 loss with scale :math:`c` samples, robust to the spikes that
-    phase noise leaves in a measured group delay.
+    phase noise leaves in a measured group delay.  Compiled
+    (:func:`apftools._fitkernel.objective`).
     """
-    weights, measured = tf.weights, tf.group_delay
+    weights, targets = settle(tf.weights), tf.group_delay[None].astype(complex)
 
     def objective(params, rows=None):
-        _, tau, _, d_tau, ring, d_ring = model(params[:, :-1], phase=False)
-        r = measured - tau - params[:, -1:]
-        root = np.sqrt(1.0 + (r / scale) ** 2)
-        dr = -weights * r / root
-        value = np.sum(weights * scale**2 * (root - 1.0), axis=1) + RING_WEIGHTS["shape"] * ring
-        gradient = (dr[:, None, :] @ d_tau)[:, 0] + RING_WEIGHTS["shape"] * d_ring
-        return value, np.concatenate([gradient, np.sum(dr, axis=1, keepdims=True)], axis=1)
+        return model.losses(params, 1, targets, np.zeros(len(params)), weights, RING_WEIGHTS["shape"], scale)
 
     return objective
 
@@ -249,17 +302,16 @@ def _phase_objective(model, tf, polarity):
 
     ``polarity``: +1 or -1, or one of them per row of the batch, whose
     ``rows`` the objective's second argument picks (:func:`apftools.lbfgs.minimize`).
+    Compiled (:func:`apftools._fitkernel.objective`).
     """
-    weights = tf.weights
-    measured = np.angle(np.reshape(polarity, (-1, 1)) * tf.h)
+    weights = settle(tf.weights)
+    targets = np.array([_fitkernel.phasors(tf.h, sign) for sign in (1.0, -1.0)])
+    negative = np.reshape(polarity, -1) < 0
 
     def objective(params, rows=None):
-        phase, _, d_phase, _, ring, d_ring = model(params[:, :-1], delay=False)
-        r = (measured if rows is None or len(measured) == 1 else measured[rows]) - phase + model.omega * params[:, -1:]
-        slope = weights * np.sin(r)
-        value = np.sum(weights * (1.0 - np.cos(r)), axis=1) + RING_WEIGHTS["phase"] * ring
-        gradient = -(slope[:, None, :] @ d_phase)[:, 0] + RING_WEIGHTS["phase"] * d_ring
-        return value, np.concatenate([gradient, (slope @ model.omega)[:, None]], axis=1)
+        which = negative[0] if len(negative) == 1 else negative[np.arange(len(params)) if rows is None else rows]
+        return model.losses(params, 0, targets, np.broadcast_to(which, len(params)), weights,
+                            RING_WEIGHTS["phase"])
 
     return objective
 
@@ -312,6 +364,35 @@ def _distinct(losses, rtol=1e-6):
     return kept
 
 
+#: Significant bits the fit's inputs keep (:func:`settle`): 1e-6 relative, far below any measurement's noise.
+SETTLE_BITS = 20
+
+
+def settle(x):
+    """``x`` rounded to :data:`SETTLE_BITS` significant bits (real and imaginary parts apart).
+
+    The fit's inputs go through it: how the machine measured them (its BLAS
+    kernel, numpy's SIMD code) moves their last bits, and the multi-start
+    fit would amplify that into another optimum.  Rounding is exact, so a
+    value lands on another machine's value unless the two straddle one of
+    the 2^20 steps, which for differences of a few units in the last place
+    (2^-52) happens to about one value in 10^5.
+    """
+    x = np.asarray(x)
+    if np.iscomplexobj(x):
+        out = np.empty_like(x)
+        out.real, out.imag = settle(x.real), settle(x.imag)
+        return out
+    mantissa, exponent = np.frexp(x)
+    return np.ldexp(np.round(mantissa * 2.0**SETTLE_BITS), exponent - SETTLE_BITS)
+
+
+def _settled(tf):
+    """``tf`` with every measured array rounded by :func:`settle`."""
+    return replace(tf, h=settle(tf.h), coherence=settle(tf.coherence), power=settle(tf.power),
+                   group_delay=settle(tf.group_delay))
+
+
 #: Rows of parameters :func:`_dense_losses` and :func:`_anchor_delays` evaluate at once (their arrays grow with
 #: the dense response's bins).
 DENSE_ROWS = 8
@@ -357,8 +438,9 @@ def _anchor_delays(model, dense, signs, params, min_delay=None):
     anchored = np.empty(len(params))
     for chunk in _row_chunks(len(params)):
         residual = np.zeros((len(chunk), size), complex)
-        residual[:, bins] = dense.weights * np.exp(1j * (np.angle(signs[chunk, None] * dense.h)
-                                                          - model(params[chunk, :-1], delay=False)[0]))
+        model_phasors = model.response(params[chunk, :-1])[0]
+        residual[:, bins] = settle(dense.weights) * np.array(
+            [_fitkernel.phasors(dense.h, float(sign)) for sign in signs[chunk]]) * np.conj(model_phasors)
         match = np.fft.ifft(residual, axis=1).real
         if min_delay is not None:
             match[:, delays < min_delay] = -np.inf
@@ -374,8 +456,8 @@ def _dense_losses(model, dense, signs, params):
 
 
 def fit_frequency(cascade, tf, *, anticausal=None, min_delay_samples=None, polarity=1, n_starts=16, n_polish=16,
-                  rng=None, max_iter=200, scout_iter=60, polarity_margin=0.5, polarity_floor=0.02,
-                  polarity_clear=0.1, ring_bound_samples=None, dense=None, anchor=False):
+                  rng=0, max_iter=200, scout_iter=60, polarity_margin=POLARITY_MARGIN, polarity_floor=POLARITY_FLOOR,
+                  polarity_clear=POLARITY_CLEAR, ring_bound_samples=None, dense=None, anchor=False):
     r"""Stage 1: fit the cascades' phase, a residual delay and the polarity to a measured response.
 
     First the shape: :math:`L_\tau` (group delay, blind to polarity and to
@@ -453,7 +535,12 @@ def fit_frequency(cascade, tf, *, anticausal=None, min_delay_samples=None, polar
     n_starts, n_polish : int
         Starts (the first from group-delay peaks and troughs, the rest
         random) and how many of the best are polished on the phase.
-    rng : None, int or numpy.random.Generator
+    rng : int or numpy.random.Generator
+        Draws the random starts.  The default, 0, is one fixed design, which
+        :func:`apftools.align.align` always uses: with the compiled
+        objectives (:mod:`apftools._fitkernel`) and the inputs rounded by
+        :func:`settle`, the fit gives the same answer bit for bit on every
+        run and machine, not one that follows a seed.
     max_iter : int
         L-BFGS iterations per polished start.
     ring_bound_samples : float, optional
@@ -479,18 +566,20 @@ def fit_frequency(cascade, tf, *, anticausal=None, min_delay_samples=None, polar
     elif anchor:
         raise ApftoolsValueError("anchor=True anchors the delays on dense, the response at every bin; got dense=None")
     rng = np.random.default_rng(rng)
+    tf = _settled(tf)
+    dense = None if dense is None else _settled(dense)
     if ring_bound_samples is None:
-        ring_bound_samples = group_delay_bound(tf)
+        ring_bound_samples = float(settle(group_delay_bound(tf)))
     model = ResponseModel(cascade, tf.freqs_hz, anticausal, ring_bound=ring_bound_samples)
     parts = [(cascade, 1)] + ([(anticausal, -1)] if anticausal is not None else [])
     n_causal = cascade.n_params
     thetas = [np.concatenate([peak_start(c, tf, rng, sign) for c, sign in parts])]
     thetas += [np.concatenate([c.init(rng) for c, _ in parts]) for _ in range(max(n_starts, 1) - 1)]
-    thetas = np.array(thetas)
+    thetas = settle(thetas)
     # each start's residual delay begins where its group delay meets the measured one (weighted median):
     # starting at 0 left the shape fit stranded when the bulk estimate was off by a few samples
-    weights = tf.weights  # a property that recomputes the band sums
-    delays = [_weighted_median(tf.group_delay - tau, weights) for tau in model(thetas, phase=False)[1]]
+    weights = settle(tf.weights)  # a property that recomputes the band sums
+    delays = [_weighted_median(tf.group_delay - tau, weights) for tau in model.response(thetas)[1]]
     if min_delay_samples is not None:
         delays = np.maximum(delays, min_delay_samples)
     shape = _shape_objective(model, tf)
@@ -516,7 +605,7 @@ def fit_frequency(cascade, tf, *, anticausal=None, min_delay_samples=None, polar
     losses = phased.fun if dense is None else _dense_losses(dense_model, dense, signs, phased.x)
     best = {sign: np.flatnonzero(signs == sign)[np.argmin(losses[signs == sign])] for sign in (1, -1)}
     expected, other = losses[best[polarity]], losses[best[-polarity]]
-    flip = (other < polarity_margin * expected and expected > polarity_floor) or other < polarity_clear * expected
+    flip = decides(other, expected, polarity_margin, polarity_floor, polarity_clear)
     sign = -polarity if flip else polarity
     x = phased.x[best[sign]]
     return FrequencyFit(x[:n_causal], float(x[-1]), sign, float(losses[best[sign]]),

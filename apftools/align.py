@@ -163,7 +163,7 @@ def check_spec(sections, causal):
             st.parse_spec(part, st.STRETCH_MIN_RATE_HZ)  # any rate: only the default stretch depends on it
 
 
-def _select_order(grid, anticausal, min_delay, n_starts, rng, notes):
+def _select_order(grid, anticausal, min_delay, n_starts, notes):
     """Grow the causal cascade along AUTO_SPECS while the held-out phase loss improves by 2% or more.
 
     Stage 1 is fitted on every other frequency of ``grid`` and scored on the rest.
@@ -174,7 +174,7 @@ def _select_order(grid, anticausal, min_delay, n_starts, rng, notes):
     for spec in AUTO_SPECS:
         cascade = Cascade(spec, grid.fs)
         result = fitting.fit_frequency(cascade, train, anticausal=anticausal, min_delay_samples=min_delay,
-                                       n_starts=n_starts, rng=rng)
+                                       n_starts=n_starts)
         score = fitting.phase_loss(cascade, held_out, result.theta, result.delay_samples, result.polarity,
                                    anticausal, result.anticausal_theta)
         notes.append({"spec": spec, "held_out_phase_loss": float(score)})
@@ -248,10 +248,9 @@ def _fit_group(dry, wet, fs, settings, rng, progress, before):
     grid, dense = _grids(measured, metrics.fit_bands(before["band_level_db"]))
     progress(0.15, "response")
     expected = -1 if low < LOW_SIGN_FLIP else 1
-    model = _fit_grid(grid, estimate.delay_samples, estimate.polarity, settings, rng, report, expected, dense)
+    model = _fit_grid(grid, estimate.delay_samples, estimate.polarity, settings, report, expected, dense)
     progress(0.3, "phase fit")
-    fitted = [model] + _fit_larger(grid, estimate.delay_samples, estimate.polarity, settings, rng, report, model,
-                                   dense)
+    fitted = [model] + _fit_larger(grid, estimate.delay_samples, estimate.polarity, settings, report, model, dense)
     progress(0.5, "larger phase fit" if len(fitted) > 1 else "phase fit")
     cascade, polarity, delay, theta = model.cascade, model.polarity, model.delay_samples, model.theta
     if settings.method == "biasnet":  # the network starts afresh; only stage 1's delay and polarity are kept
@@ -287,7 +286,7 @@ def _grids(tf, bands=None):
     return replace(log_grid(tf), bands=bands), replace(tf.in_audio_band(), bands=bands)
 
 
-def _fit_larger(grid, bulk_delay, bulk_polarity, settings, rng, report, default, dense=None):
+def _fit_larger(grid, bulk_delay, bulk_polarity, settings, report, default, dense=None):
     """``[the fit of settings.larger]`` if there is one and :func:`_fit_grid`'s fit ``default`` (its report in
     ``report``) fits the phase worse than :data:`REFIT_PHASE_LOSS`, else ``[]``; adds ``larger_fit`` to ``report``.
 
@@ -301,13 +300,13 @@ def _fit_larger(grid, bulk_delay, bulk_polarity, settings, rng, report, default,
     if not settings.larger or report["frequency_fit"]["phase_loss"] <= REFIT_PHASE_LOSS:
         return []
     larger = {}
-    model = _fit_grid(grid, bulk_delay, bulk_polarity, replace(settings, specs=settings.larger), rng, larger,
+    model = _fit_grid(grid, bulk_delay, bulk_polarity, replace(settings, specs=settings.larger), larger,
                       default.polarity * bulk_polarity, dense, anchor=True)
     report["larger_fit"] = {"spec": "|".join(settings.larger), **larger["frequency_fit"]}
     return [model]
 
 
-def _fit_grid(grid, bulk_delay, bulk_polarity, settings, rng, report, expected=1, dense=None, anchor=False):
+def _fit_grid(grid, bulk_delay, bulk_polarity, settings, report, expected=1, dense=None, anchor=False):
     """Stage 1 on a measured response ``grid`` taken after ``bulk_delay`` (samples) and ``bulk_polarity``.
 
     ``expected``: the polarity the fit expects relative to ``bulk_polarity``
@@ -325,21 +324,20 @@ def _fit_grid(grid, bulk_delay, bulk_polarity, settings, rng, report, expected=1
     min_delay = -bulk_delay if settings.causal else None
     if causal_spec == "auto":
         report["order_selection"] = []
-        causal_spec = _select_order(grid, anticausal, min_delay, max(4, settings.n_starts // 2), rng,
+        causal_spec = _select_order(grid, anticausal, min_delay, max(4, settings.n_starts // 2),
                                     report["order_selection"])
     cascade = Cascade(causal_spec, fs)
     # stage 1 settles the residual delay and the polarity for either method: no allpass can undo
     # a wrong polarity or a bulk delay estimated too long (GCC-PHAT includes the cascade's own delay)
     stage1 = fitting.fit_frequency(cascade, grid, anticausal=anticausal, min_delay_samples=min_delay,
-                                   polarity=expected, n_starts=settings.n_starts, rng=rng, dense=dense,
-                                   anchor=anchor)
+                                   polarity=expected, n_starts=settings.n_starts, dense=dense, anchor=anchor)
     report["frequency_fit"] = {"phase_loss": stage1.loss, "other_polarity_loss": stage1.other_polarity_loss,
                                "shape_losses": stage1.shape_losses}
     return ChannelModel(bulk_delay + stage1.delay_samples, bulk_polarity * stage1.polarity, cascade, stage1.theta,
                         anticausal, stage1.anticausal_theta)
 
 
-def fit_response(tf, delay_samples, polarity, *, sections=None, causal=False, n_starts=32, seed=0):
+def fit_response(tf, delay_samples, polarity, *, sections=None, causal=False, n_starts=32):
     """Delay, polarity and cascades for a response measured some other way (a sweep): :func:`align`'s stage 1.
 
     Parameters
@@ -352,7 +350,7 @@ def fit_response(tf, delay_samples, polarity, *, sections=None, causal=False, n_
     delay_samples : float
         Bulk delay already removed, in samples.
     polarity : {1, -1}
-    sections, causal, n_starts, seed
+    sections, causal, n_starts
         As for :func:`align` (the L-BFGS fitter).
 
     Returns
@@ -364,11 +362,11 @@ def fit_response(tf, delay_samples, polarity, *, sections=None, causal=False, n_
     """
     settings = _Settings(split_spec(sections, causal), _larger(sections, causal, "lbfgs"), "lbfgs", causal, "mse",
                          0.0, n_starts, 0, 0.0, False)
-    report, rng = {}, np.random.default_rng(seed)
+    report = {}
     grid, dense = _grids(tf)
     with blas_single_thread():
-        model = _fit_grid(grid, float(delay_samples), int(polarity), settings, rng, report, dense=dense)
-        larger = _fit_larger(grid, float(delay_samples), int(polarity), settings, rng, report, model, dense)
+        model = _fit_grid(grid, float(delay_samples), int(polarity), settings, report, dense=dense)
+        larger = _fit_larger(grid, float(delay_samples), int(polarity), settings, report, model, dense)
     if larger and report["larger_fit"]["phase_loss"] < report["frequency_fit"]["phase_loss"]:
         model = larger[0]
     return model, report
@@ -465,7 +463,10 @@ def align(dry, wet, fs, *, sections=None, causal=False, method="lbfgs", loss="ms
         :data:`apftools.model.MAX_DELAY_S`); 0.25 s covers linear-phase FIR
         and FFT equalisers (6144 samples, 0.14 s at 44.1 kHz).
     seed : int
-        Seeds every random start.
+        Seeds BiasNet's initialisation and segments.  The L-BFGS fit takes
+        no seed: its starts are one fixed design
+        (:func:`apftools.fit.fit_frequency`), so its answer is the same on
+        every run and machine.
     link : {"auto", "linked", "separate"}
         ``"auto"``: channels whose measured responses agree share one model
         (which keeps the stereo image) and the others get their own
@@ -543,6 +544,15 @@ def align(dry, wet, fs, *, sections=None, causal=False, method="lbfgs", loss="ms
             candidates = {**fitted, "none": ChannelModel(0.0, 1),
                           "delay-only": ChannelModel(max(bulk, 0.0) if causal else bulk, report["bulk_polarity"])}
             chosen, score, report["harm_db"], more, rendered = _choose(candidates, fs, d, w, unaligned)
+            fit = report.get({label: "frequency_fit", f"{label} {LARGER_SPEC}": "larger_fit"}.get(chosen, ""))
+            report["polarity_ambiguous"] = bool(fit) and fitting.polarity_ambiguous(fit["phase_loss"],
+                                                                                   fit["other_polarity_loss"])
+            if report["polarity_ambiguous"]:
+                more.append(f"the polarity is ambiguous: the other one fits the phase about as well (about "
+                            f"{fitting.phase_loss_deg(fit['other_polarity_loss']):.1f} against "
+                            f"{fitting.phase_loss_deg(fit['phase_loss']):.1f} degrees RMS; the cascade can imitate an "
+                            "inversion), so the expected one is kept: GCC-PHAT's, or the sign below the audio band "
+                            "where the two disagree")
             where = f"channel(s) {', '.join(str(c + 1) for c in channels)}: " if n_channels > 1 else ""
             warnings += [where + text for text in report.pop("warnings") + more]
             kept = candidates[chosen]  # the report describes what is kept, not what was fitted

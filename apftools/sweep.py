@@ -463,7 +463,7 @@ def measure(spec, recorded, fs):
     return out
 
 
-def fit_models(spec, measurements, *, sections=None, causal=False, seed=0):
+def fit_models(spec, measurements, *, sections=None, causal=False):
     """The alignment model of every output channel, fitted to its measured response like :func:`apftools.align`.
 
     Returns
@@ -482,7 +482,7 @@ def fit_models(spec, measurements, *, sections=None, causal=False, seed=0):
     for measured in measurements:
         response = measured.transfer_function(spec.fs)
         model, report = fit_response(response, measured.latency_samples, measured.polarity, sections=sections,
-                                     causal=causal, seed=seed, n_starts=N_STARTS)
+                                     causal=causal, n_starts=N_STARTS)
         omega = 2 * np.pi * response.freqs_hz / spec.fs
         h = measured.polarity * response.h * np.exp(-1j * omega * measured.latency_samples)  # as measured
         error = np.angle(h * np.exp(-1j * model.response(response.freqs_hz, spec.fs)[0]))

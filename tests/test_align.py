@@ -84,7 +84,7 @@ def test_the_larger_fit_expects_the_polarity_the_default_fit_settled(monkeypatch
     # GCC-PHAT said inverted; the default's fit settled on normal (-1 relative to it), though it fitted
     # the other polarity better: where both fit alike, which is lower follows the seed
     fit = {"frequency_fit": {"phase_loss": 1.0, "other_polarity_loss": 0.5}}
-    [larger] = module._fit_larger(grid, 2.0, -1, settings, 0, fit, ChannelModel(2.0, 1))
+    [larger] = module._fit_larger(grid, 2.0, -1, settings, fit, ChannelModel(2.0, 1))
     assert asked == [(-1, True)] and larger.polarity == 1
 
 

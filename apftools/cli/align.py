@@ -30,7 +30,8 @@ from .options import channel_label, echo, force_option, progress_bar, quiet_opti
               help="With --method biasnet: the training loss.")
 @click.option("--max-delay-ms", default=250.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
               help="Largest bulk delay searched, either sign.")
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Seed for the random starts.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Seed of BiasNet's initialisation and segments (--method biasnet); L-BFGS starts are fixed.")
 @click.option("--link", "link", flag_value="linked", default=None,
               help="One model for all channels (default: channels whose measured responses agree share one).")
 @click.option("--per-channel", "link", flag_value="separate", help="One model per channel.")

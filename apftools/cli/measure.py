@@ -19,11 +19,10 @@ OUTPUTS = ("ir.wav", "model.json", "report.json", "report.png")
 @click.option("--sections", default=None,
               help="Cascade spec of the model, as for 'align' (default '3x2w,1w|2x2w,1w'; '3x2w,1w' with --causal).")
 @click.option("--causal", is_flag=True, help="Real-time mode: causal sections and no advance only.")
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Seed for the random starts.")
 @force_option
 @quiet_option
 @reports_errors
-def measure(sweep, recorded, outdir, sections, causal, seed, force):
+def measure(sweep, recorded, outdir, sections, causal, force):
     """Measure the effect that turned SWEEP (from 'apftools sweep') into RECORDED.
 
     Writes ir.wav (the linear impulse response of every output channel),
@@ -54,7 +53,7 @@ def measure(sweep, recorded, outdir, sections, causal, seed, force):
             update(0.1, "deconvolution")
             measurements = measure_sweep(spec, data, fs)
             update(0.3, "phase fit")
-            alignment, fits = fit_models(spec, measurements, sections=sections, causal=causal, seed=seed)
+            alignment, fits = fit_models(spec, measurements, sections=sections, causal=causal)
             update(1.0, "done")
         length = max(len(m.ir) for m in measurements)
         write_audio(folder.path("ir.wav"), np.stack([np.pad(m.ir, (0, length - len(m.ir))) for m in measurements]),

@@ -183,6 +183,17 @@ def _temporary_name(directory, name):
     return os.path.join(directory, f".{stem}.tmp-{secrets.token_hex(4)}{suffix}")
 
 
+def _probe(folder):
+    """Create and remove a file in ``folder``: the commit renames it, which an immutable folder or a read-only
+    mount refuses although its permission bits (which root ignores anyway) allow it."""
+    probe = _temporary_name(folder, "probe")
+    descriptor = os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    try:
+        os.close(descriptor)
+    finally:
+        os.remove(probe)
+
+
 @contextlib.contextmanager
 def atomic_write(path, *, overwrite=False):
     """Context manager yielding a temporary path to write instead of ``path``.
@@ -567,12 +578,17 @@ class OutputFolder:
     def __enter__(self):
         try:
             for folder in reversed(self._missing):
-                os.mkdir(folder)
                 self._created.append(folder)
-            staging = _temporary_name(os.path.dirname(self.target), os.path.basename(self.target))
-            os.mkdir(staging)
-            self.staging = staging
+                os.mkdir(folder)
+            # named before it exists, so that a signal just after the mkdir still finds it to remove
+            self.staging = _temporary_name(os.path.dirname(self.target), os.path.basename(self.target))
+            os.mkdir(self.staging)
+            if os.path.isdir(self.target):
+                _probe(self.target)
         except BaseException as exc:
+            if self.staging is not None:
+                shutil.rmtree(self.staging, ignore_errors=True)
+                self.staging = None
             self._remove_created()
             if isinstance(exc, OSError):
                 raise _io_error("write into", self.name, exc) from exc
@@ -581,15 +597,16 @@ class OutputFolder:
 
     def __exit__(self, exc_type, exc, traceback):
         committed = False
-        try:
-            if exc_type is None:
-                self._commit()
-                committed = True
-        finally:
-            if self.staging is not None:
-                shutil.rmtree(self.staging, ignore_errors=True)
-            if not committed:
-                self._remove_created()
+        with _interrupt.deferred():  # a signal waits until the outputs are swapped and the leftovers removed
+            try:
+                if exc_type is None:
+                    self._commit()
+                    committed = True
+            finally:
+                if self.staging is not None:
+                    shutil.rmtree(self.staging, ignore_errors=True)
+                if not committed:
+                    self._remove_created()
         return False
 
     def _commit(self):

@@ -10,6 +10,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,6 +27,7 @@ FS = 48000
 SPEC = "2x2w"
 DELAY = 12.0  # samples
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+DATA = Path(__file__).resolve().parent.parent / "data"
 
 
 def run(*args):
@@ -461,3 +463,23 @@ def test_a_mono_dry_into_a_stereo_wet_writes_the_wets_channels_and_a_line_per_ch
     assert all(row["after"]["mix_deficit_db"] > -0.05 for row in report["per_channel"])
     applied = run("apply", tmp_path / "out" / "model.json", dry, "-o", tmp_path / "again.wav")
     assert applied.exit_code == 0 and "(2 channel(s)" in applied.stdout
+
+
+@pytest.mark.skipif(shutil.which("chattr") is None, reason="needs chattr (e2fsprogs) to make a folder immutable")
+def test_align_into_a_folder_that_cannot_be_written_fails_before_reading_audio(tmp_path, monkeypatch):
+    # an immutable folder: its permission bits allow writing (and root ignores them), yet nothing can be
+    # created in it or renamed over it; only a real write tells
+    out = tmp_path / "out"
+    out.mkdir()
+    if subprocess.run(["chattr", "+i", str(out)], capture_output=True).returncode != 0:
+        pytest.skip("this file system or user cannot set the immutable flag")
+    try:
+        def no_reading(*args, **kwargs):
+            raise AssertionError("audio was read before the output folder was checked")
+
+        monkeypatch.setattr("apftools.io.AudioReader", no_reading)
+        result = run("align", DATA / "dry.flac", DATA / "wet.flac", "-o", out)
+        assert_error(result, str(out), "operation not permitted")
+    finally:
+        subprocess.run(["chattr", "-i", str(out)], check=True)
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no staging folder left beside it

@@ -28,7 +28,8 @@ def _on_signal(signum, frame):
     for other in _SIGNALS:  # the first signal stops the run; clean-up must not be interrupted in turn
         signal.signal(other, signal.SIG_IGN)
     _interrupt.received = signum  # kept in case the exception lands where Python drops it
-    raise Interrupted(signum)
+    if not _interrupt.deferring:  # else raised when the commit under way has finished (_interrupt.deferred)
+        raise Interrupted(signum)
 
 
 def main():

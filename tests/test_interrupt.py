@@ -156,3 +156,32 @@ def test_a_signal_whose_exception_python_dropped_still_stops_every_commit(tmp_pa
     with pytest.raises(SystemExit) as stop:
         main()
     assert stop.value.code == 128 + signal.SIGINT
+
+
+@pytest.mark.parametrize("moment", ["after the swap", "while removing the old outputs"])
+def test_a_signal_while_outputs_are_swapped_leaves_them_replaced_and_nothing_behind(tmp_path, monkeypatch, moment):
+    # SIGTERM as align --force swapped its outputs into place once left hidden folders of old outputs behind
+    from apftools import _interrupt, io
+    from apftools.__main__ import _on_signal
+
+    monkeypatch.setattr(signal, "signal", lambda signum, handler: None)  # leave pytest's handlers alone
+    monkeypatch.setattr(_interrupt, "received", None)
+
+    def signalled(function):
+        def wrapped(*args, **kwargs):
+            result = function(*args, **kwargs) if moment == "after the swap" else None
+            _on_signal(signal.SIGTERM, None)  # the handler, as a signal runs it at this moment
+            return result if moment == "after the swap" else function(*args, **kwargs)
+        return wrapped
+
+    if moment == "after the swap":
+        monkeypatch.setattr(io, "_exchange", signalled(io._exchange))
+    else:
+        monkeypatch.setattr(io.shutil, "rmtree", signalled(shutil.rmtree))
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "a.json").write_text("earlier")
+    with pytest.raises(_interrupt.Interrupted):
+        with io.OutputFolder(tmp_path / "out", ["a.json"], overwrite=True) as folder:
+            Path(folder.path("a.json")).write_text("this run")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert (tmp_path / "out" / "a.json").read_text() == "this run"

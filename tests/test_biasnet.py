@@ -144,7 +144,8 @@ def test_early_stopping_keeps_the_best_held_out_theta(pair):
     assert len(fit.history) == fit.steps
     held_out = loudest_segment(pair.wet, FS, SMALL["held_out_s"])
     recomputed = segment_loss(pair.cascade, get_loss("mse"), pair.dry, pair.wet, FS, held_out, fit.theta)
-    assert recomputed(fit.theta) == fit.loss
+    # the same loss on the same segment, summed along another code path: equal to rounding
+    assert recomputed(fit.theta) == pytest.approx(fit.loss, rel=1e-12)
 
 
 def test_whole_signal_training_uses_everything_outside_the_held_out_window(pair):

@@ -28,7 +28,7 @@ runs when ``--cmd`` is given):
 ``biasnet+polish`` the paper's BiasNet, refined by L-BFGS
 ``cmd``            an external aligner: ``--cmd 'my-aligner {dry} {wet} {out}'``
                    must write ``{out}/aligned.wav`` (the dry's rate and
-                   length, the wet's channel count)
+                   length, the wet's channel count or one channel for all)
 =================  ==========================================================
 
 BiasNet trainings stop after ``--biasnet-seconds`` (default 15 s) or 1000
@@ -146,8 +146,12 @@ def _cmd_method(template):
             if result.returncode != 0:
                 raise RuntimeError(f"exit {result.returncode}: {result.stderr.strip()[-300:]}")
             aligned, fs_out = read_audio(pathlib.Path(out) / "aligned.wav")
+        if aligned.shape[0] == 1:  # one aligned channel serves every wet channel, as a mono dry does
+            aligned = np.repeat(aligned, wet.shape[0], axis=0)
         if fs_out != fs or aligned.shape != wet.shape:
-            raise ValueError(f"aligned.wav is {aligned.shape} at {fs_out} Hz; expected {wet.shape} at {fs} Hz")
+            raise ValueError(f"aligned.wav has {aligned.shape[0]} channel(s) of {aligned.shape[1]} samples at "
+                             f"{fs_out} Hz; expected 1 or {wet.shape[0]} channel(s) (the wet's) of {wet.shape[1]} "
+                             f"samples (the dry's length) at {fs} Hz")
         return aligned, None
 
     return method

@@ -35,6 +35,7 @@ from . import metrics
 from . import structures as st
 from ._threads import blas_single_thread, together
 from ._validate import channel_layout, validate_fs, validate_positive
+from .bands import audio_band
 from .cascade import Cascade
 from .delay import apply_delay, estimate_delay
 from .errors import ApftoolsValueError
@@ -61,6 +62,10 @@ REFIT_PHASE_LOSS = 0.01
 HARM_TOLERANCE_DB = 0.5
 #: Below this power-weighted coherence a static allpass cannot explain the wet.
 MIN_COHERENCE = 0.9
+#: Below this power-weighted coherence there is nothing to align: the dry explains under a fifth of the wet's power
+#: (unrelated noise measured 0.004 to 0.07 for 8 to 0.5 s, the Welch estimator's bias; the real-effects bench's
+#: lowest, a chorus, 0.56).  :func:`align` refuses such a pair rather than fit a model to noise.
+MIN_ALIGNABLE_COHERENCE = 0.2
 #: Phase change between the two halves of the signal (degrees, weighted RMS) flagged as time-varying.
 MAX_PHASE_DRIFT_DEG = 20.0
 #: How channels get models: grouped by measurement, all linked, or each its own.
@@ -243,6 +248,12 @@ def _fit_group(dry, wet, fs, settings, rng, progress, before):
     (report["coherence"], report["phase_drift_deg"], more), measured = together(
         lambda: _group_warnings(shifted, wet, fs), lambda: transfer_function(shifted, wet, fs))
     report["warnings"] = warnings + more
+    if not report["coherence"] >= MIN_ALIGNABLE_COHERENCE:  # NaN too
+        low_band, high_band = audio_band(fs)
+        raise ApftoolsValueError(
+            f"nothing to align: between {low_band:g} and {high_band:g} Hz the dry explains almost none of the wet "
+            f"(coherence {report['coherence']:.2f} at the best delay, power-weighted; at least "
+            f"{MIN_ALIGNABLE_COHERENCE} is needed): is the wet this dry through the effect?")
     low = low_frequency_sign(measured)
     report["low_frequency_sign"] = None if np.isnan(low) else low
     grid, dense = _grids(measured, metrics.fit_bands(before["band_level_db"]))

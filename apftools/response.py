@@ -240,9 +240,9 @@ def transfer_function(dry, wet, fs, *, nperseg=None):
     if nperseg % 2 == 0:
         scale[-1] /= 2
     s_dw, s_dd, s_ww = s_dw * scale, s_dd * scale, s_ww * scale
-    tiny = 1e-30 * max(np.max(s_dd), np.max(s_ww), 1e-300)
+    tiny = max(1e-30 * max(np.max(s_dd), np.max(s_ww)), 1e-300)  # and no 0 / 0 where both are silent
     h = s_dw / np.maximum(s_dd, tiny)
-    coherence = np.clip(np.abs(s_dw) ** 2 / np.maximum(s_dd * s_ww, tiny**2), 0.0, 1.0)
+    coherence = np.clip(np.abs(s_dw) ** 2 / np.maximum(s_dd * s_ww, max(tiny**2, np.finfo(float).tiny)), 0.0, 1.0)
     return TransferFunction(freqs, h, coherence, np.abs(s_dw), measured_group_delay(freqs, h, fs), fs)
 
 

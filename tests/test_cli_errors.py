@@ -40,6 +40,8 @@ def workspace(tmp_path_factory):
     nan[0, 100] = np.nan
     write(root / "nan.wav", nan)
     write(root / "silent.wav", np.zeros_like(pair.dry))
+    write(root / "noise.wav", np.random.default_rng(9).standard_normal(pair.dry.shape))  # unrelated to dry.wav
+    write(root / "dc.wav", np.full_like(pair.dry, 0.5))
     write(root / "short.wav", pair.dry[:, : FS // 10])
     (root / "text.wav").write_text("not audio\n")
     (root / "file").write_text("a file, not a folder\n")
@@ -83,6 +85,8 @@ CASES = {
     "align: NaN samples": ("align {w}/nan.wav {w}/wet.wav -o {w}/o", ["nan.wav", "NaN/Inf"], 1),
     "align: silent dry": ("align {w}/silent.wav {w}/wet.wav -o {w}/o", ["dry", "silent"], 1),
     "align: too short": ("align {w}/short.wav {w}/short.wav -o {w}/o", ["too short", "0.25 s"], 1),
+    "align: unrelated wet": ("align {w}/dry.wav {w}/noise.wav -o {w}/o", ["nothing to align", "coherence 0.0"], 1),
+    "align: DC only": ("align {w}/dc.wav {w}/dc.wav -o {w}/o", ["nothing to align", "coherence 0.00"], 1),
     "align: other rate": ("align {w}/dry.wav {w}/wet44.wav -o {w}/o", ["44100 Hz", "--resample"], 1),
     "align: bad spec": ("align {w}/dry.wav {w}/wet.wav -o {w}/o --sections 3x7q", ["'3x7q'", "cascade spec"], 2),
     "align: zero sections": ("align {w}/dry.wav {w}/wet.wav -o {w}/o --sections 0x2", ["0 section"], 2),

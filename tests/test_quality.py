@@ -83,7 +83,7 @@ def cases(tmp_path_factory):
     write(root / "synthetic-eq", eq.dry, eq.wet, meta={"expect": "alignable"})
     stereo = make_pair("2w", FS, 2.0, delay_samples=-7.0, polarity=1, n_channels=2, rng=2)
     write(root / "synthetic-stereo", stereo.dry, stereo.wet)
-    mono = pink_noise(2 * FS, FS, np.random.default_rng(3))[0]  # a mono source through a stereo effect: one dry channel, two wet
+    mono = pink_noise(2 * FS, FS, np.random.default_rng(3))[0]  # a mono source through a stereo effect
     write(root / "synthetic-mono-into-stereo", mono, np.stack([np.roll(mono, 5), -mono]))
     (root / "x42-phaserotate-90-guitar-48k").symlink_to(REAL / "x42-phaserotate-90-guitar-48k")
     (root / "not-a-case").mkdir()  # no dry/wet: ignored

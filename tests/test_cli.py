@@ -143,13 +143,16 @@ def test_plot_writes_a_png(happy):
     assert (outdir / "report.png").read_bytes()[:8] == PNG_MAGIC
 
 
-def test_the_summary_names_the_worst_band_by_its_nominal_frequency(happy):
+def test_the_summary_names_the_worst_band_before_and_after_by_its_nominal_frequency(happy):
     result, outdir = happy
-    after = json.loads((outdir / "report.json").read_text())["after"]
+    report = json.loads((outdir / "report.json").read_text())
+    before, after = report["before"], report["after"]
     assert after["worst_band"] == band_label(after["worst_band_hz"])
     assert after["band_labels"] == [band_label(hz) for hz in after["bands_hz"]]
     line = next(line for line in result.stdout.splitlines() if line.startswith("worst 1/3-octave"))
-    assert line.endswith(f"(at {after['worst_band']})") and after["worst_band"].endswith("Hz")
+    # the notch before alignment is named where it was, not where the worst band is afterwards
+    assert f"dB ({before['worst_band']}) ->" in line and line.endswith(f"dB ({after['worst_band']})")
+    assert after["worst_band"].endswith("Hz")
 
 
 def test_json_prints_the_reports_summary_and_nothing_else(inputs, tmp_path):

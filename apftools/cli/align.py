@@ -95,10 +95,11 @@ def _print_summary(summary):
         for row in summary["per_channel"]:
             b, a = row["before"], row["after"]
             echo(f"{channel_label([row['channel']])}: mix {b['mix_deficit_db']:6.2f} -> {a['mix_deficit_db']:6.2f} "
-                 f"dB, worst band {b['worst_band_db']:6.2f} -> {a['worst_band_db']:6.2f} dB (at {a['worst_band']})")
+                 f"dB, worst band {b['worst_band_db']:6.2f} dB ({b['worst_band']}) -> {a['worst_band_db']:6.2f} dB "
+                 f"({a['worst_band']})")
     echo(f"50/50 mix deficit  {before['mix_deficit_db']:7.2f} dB -> {after['mix_deficit_db']:7.2f} dB")
-    echo(f"worst 1/3-octave   {before['worst_band_db']:7.2f} dB -> {after['worst_band_db']:7.2f} dB "
-         f"(at {after['worst_band']})")
+    echo(f"worst 1/3-octave   {before['worst_band_db']:7.2f} dB ({before['worst_band']}) -> "
+         f"{after['worst_band_db']:7.2f} dB ({after['worst_band']})")
     echo(f"phase error        {before['phase_error_deg']:7.1f} deg -> {after['phase_error_deg']:7.1f} deg")
     if summary["excerpts"] is not None:
         echo(f"analysed {summary['excerpts']} excerpt(s), {summary['analysed_s']:.0f} s of the file; "

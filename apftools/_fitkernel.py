@@ -158,12 +158,12 @@ def basis(omega, stretch):
 
 
 @numba.njit(cache=True, nogil=True)
-def phasors(h, polarity):
-    r""":math:`e^{j \arg(p\, h_f)}` of a measured response ``h`` and a polarity ``p``."""
+def phasors(h):
+    r""":math:`e^{j \arg h_f}` of a measured response ``h`` (1 where it is 0); negated, the inverted polarity's."""
     out = np.empty(len(h), np.complex128)
     for f in range(len(h)):
         m = abs(h[f])
-        out[f] = polarity * h[f] / m if m > 0 else 1.0 + 0j
+        out[f] = h[f] / m if m > 0 else 1.0 + 0j
     return out
 
 

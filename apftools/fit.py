@@ -305,7 +305,8 @@ def _phase_objective(model, tf, polarity):
     Compiled (:func:`apftools._fitkernel.objective`).
     """
     weights = settle(tf.weights)
-    targets = np.array([_fitkernel.phasors(tf.h, sign) for sign in (1.0, -1.0)])
+    measured = _fitkernel.phasors(tf.h)
+    targets = np.array([measured, -measured])
     negative = np.reshape(polarity, -1) < 0
 
     def objective(params, rows=None):
@@ -369,14 +370,15 @@ SETTLE_BITS = 20
 
 
 def settle(x):
-    """``x`` rounded to :data:`SETTLE_BITS` significant bits (real and imaginary parts apart).
+    r"""``x`` rounded to :data:`SETTLE_BITS` significant bits (real and imaginary parts apart).
 
     The fit's inputs go through it: how the machine measured them (its BLAS
     kernel, numpy's SIMD code) moves their last bits, and the multi-start
     fit would amplify that into another optimum.  Rounding is exact, so a
     value lands on another machine's value unless the two straddle one of
-    the 2^20 steps, which for differences of a few units in the last place
-    (2^-52) happens to about one value in 10^5.
+    its steps: for values k units in the last place apart, with probability
+    about :math:`k\, 2^{-52} / 2^{-20} = k\, 2^{-32}`, so a fit's few thousand
+    inputs all land alike but about once in 10^5 fits.
     """
     x = np.asarray(x)
     if np.iscomplexobj(x):
@@ -436,11 +438,11 @@ def _anchor_delays(model, dense, signs, params, min_delay=None):
     size = n * ANCHOR_STEPS
     delays = np.fft.fftfreq(size, 1.0 / n)  # tau = j / ANCHOR_STEPS, negative in the upper half
     anchored = np.empty(len(params))
+    measured = _fitkernel.phasors(dense.h)
     for chunk in _row_chunks(len(params)):
         residual = np.zeros((len(chunk), size), complex)
         model_phasors = model.response(params[chunk, :-1])[0]
-        residual[:, bins] = settle(dense.weights) * np.array(
-            [_fitkernel.phasors(dense.h, float(sign)) for sign in signs[chunk]]) * np.conj(model_phasors)
+        residual[:, bins] = settle(dense.weights) * signs[chunk, None] * measured * np.conj(model_phasors)
         match = np.fft.ifft(residual, axis=1).real
         if min_delay is not None:
             match[:, delays < min_delay] = -np.inf

@@ -36,7 +36,18 @@ from .files import AlignOptions, align_files
 COLUMNS = ("name", "status", "delay_samples", "polarity", "deficit_before_db", "deficit_after_db",
            "worst_band_before_db", "worst_band_after_db", "warnings", "seconds", "error")
 #: Manifest columns besides dry and wet that a row may set for its pair.
-PAIR_OPTIONS = {"sections": str, "causal": lambda v: v.strip().lower() in ("1", "true", "yes")}
+#: The ``causal`` column's words for yes and no.
+CAUSAL_WORDS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+
+
+def _causal(value):
+    try:
+        return CAUSAL_WORDS[value.strip().lower()]
+    except KeyError:
+        raise ApftoolsValueError(f"causal={value!r}: expected one of {', '.join(CAUSAL_WORDS)}") from None
+
+
+PAIR_OPTIONS = {"sections": str, "causal": _causal}
 #: Threads each local worker's BLAS and OpenMP may use (one per process: small products ran 60x slower with more).
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 
@@ -58,8 +69,12 @@ def read_manifest(path):
     defaults to the dry file's stem and must be unique.
     """
     folder = os.path.dirname(os.path.abspath(path))
-    with open(path, newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+    except UnicodeDecodeError:
+        raise ApftoolsValueError(f"{path}: not a CSV manifest (not UTF-8 text; an audio file?); give a manifest "
+                                 "or two glob patterns, dry then wet") from None
     if not rows or not {"dry", "wet"} <= set(rows[0]):
         raise ApftoolsValueError(f"{path}: a manifest needs a header with at least 'dry' and 'wet' columns and one "
                                  "row per pair")
@@ -72,7 +87,10 @@ def read_manifest(path):
         if not row["dry"] or not row["wet"]:
             raise ApftoolsValueError(f"{path}, line {line}: dry and wet are both needed")
         dry, wet = (os.path.join(folder, row[k]) for k in ("dry", "wet"))
-        options = {k: PAIR_OPTIONS[k](row[k]) for k in PAIR_OPTIONS if row.get(k)}
+        try:
+            options = {k: PAIR_OPTIONS[k](row[k]) for k in PAIR_OPTIONS if row.get(k)}
+        except ApftoolsValueError as error:
+            raise ApftoolsValueError(f"{path}, line {line}: {error}") from None
         pairs.append(Pair(row.get("name") or os.path.splitext(os.path.basename(dry))[0], dry, wet, options))
     return _unique(pairs, path)
 

@@ -77,6 +77,8 @@ LINEAR_EXCESS_RAD = 0.05
 #: from -0.13 to -2.99 dB with 16 starts and -0.28 to -3.13 with 32 (seeds 0-3): more starts did not help, the
 #: larger spec does (:data:`apftools.align.LARGER_SPEC`; -0.13 to -0.36 over seeds 0-4 with 16 starts).
 N_STARTS = 16
+#: Most samples (over channels and periods) a sweep file may hold: it is made in memory, 1 GiB in float64.
+MAX_SAMPLES = 1 << 27
 #: A recording whose linear response stands less than this far above the noise (dB) is not the sweep.
 MIN_SNR_DB = 10.0
 
@@ -135,6 +137,14 @@ class SweepSpec:
                 raise ApftoolsValueError(f"{name} must be an integer in [1, {high}], got {short_repr(value)}")
         if self.seconds * self.fs < 1024:
             raise ApftoolsValueError(f"a sweep of {self.seconds:g} s at {fs:g} Hz has fewer than 1024 samples")
+        if fs != int(fs):
+            raise ApftoolsValueError(f"fs={fs:g} Hz: a sweep is written as a WAV file, whose sample rate is a whole "
+                                     "number of Hz")
+        samples = self.channels * self.repeats * self.period
+        if samples > MAX_SAMPLES:
+            raise ApftoolsValueError(
+                f"the sweep file would hold {samples} samples ({samples * 8 / 2**30:.1f} GiB while it is made); at "
+                f"most {MAX_SAMPLES} (1 GiB): shorten seconds (--seconds) or lower repeats or channels")
 
     @property
     def rate(self):

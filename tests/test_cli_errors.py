@@ -44,6 +44,7 @@ def workspace(tmp_path_factory):
     write(root / "dc.wav", np.full_like(pair.dry, 0.5))
     write(root / "short.wav", pair.dry[:, : FS // 10])
     (root / "text.wav").write_text("not audio\n")
+    (root / "maybe.csv").write_text("dry,wet,causal\ndry.wav,wet.wav,maybe\n")
     (root / "file").write_text("a file, not a folder\n")
     result = CliRunner().invoke(main, ["-q", "align", str(root / "dry.wav"), str(root / "wet.wav"),
                                        "-o", str(root / "earlier"), "--sections", "2w"])
@@ -130,6 +131,10 @@ CASES = {
     "apply: empty output": ("apply {w}/earlier/model.json {w}/dry.wav -o ''", ["output path is empty"], 1),
     "apply: output is a folder": ("apply {w}/earlier/model.json {w}/dry.wav -o {w}/foreign", ["foreign"], 2),
     "response: bad model": ("response {w}/warp.json", ["warp.json", "a=1.0"], 1),
+    "sweep: too long": ("sweep -o {w}/s.wav --fs 48000 --seconds 1e6", ["GiB", "--seconds"], 1),
+    "sweep: fractional rate": ("sweep -o {w}/s.wav --fs 44100.5", ["fs=44100.5", "whole number"], 1),
+    "batch: audio as manifest": ("batch {w}/dry.wav -o {w}/o", ["not a CSV manifest"], 1),
+    "batch: causal=maybe": ("batch {w}/maybe.csv -o {w}/o", ["line 2", "causal='maybe'"], 1),
     "response: plot exists": ("response {w}/earlier/model.json --plot {w}/existing.png",
                               ["existing.png", "--force"], 1),
 }

@@ -59,14 +59,13 @@ from ._validate import check_keys, short_repr, validate_fs, validate_signal
 from .bands import audio_band
 from .cascade import Cascade
 from .errors import ApftoolsTypeError, ApftoolsValueError
+from .names import MAX_DELAY_S
 from .render import ArrayReader, render, render_model
 
 ALIGNMENT_FORMAT = "apftools.alignment"
 ALIGNMENT_VERSION = 3
 #: ``"offline"``: files, causal and anti-causal sections; ``"causal"``: real-time use and export.
 MODES = ("offline", "causal")
-#: Largest bulk delay of a model, either sign, in seconds at the model's sample rate.
-MAX_DELAY_S = 10.0
 #: Most channel models in one alignment.
 MAX_MODELS = 1024
 #: A model's ring time is how long its impulse response stays above this fraction of its peak (60 dB).

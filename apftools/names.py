@@ -9,3 +9,5 @@ arguments against these same tuples.
 METHODS = ("lbfgs", "biasnet")
 #: The keys of :data:`apftools.losses.LOSSES`, in order.
 LOSS_NAMES = ("mse", "esr", "ncc", "stft_sum", "mr_stft_sum")
+#: Largest bulk delay of a model, either sign, in seconds (:mod:`apftools.model`; ``--max-delay-ms``'s bound).
+MAX_DELAY_S = 10.0

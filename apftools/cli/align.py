@@ -3,7 +3,8 @@
 import click
 
 from ..names import LOSS_NAMES, METHODS
-from .options import channel_label, echo, force_option, progress_bar, quiet_option, reports_errors
+from .options import (channel_label, echo, force_option, max_delay_option, progress_bar, quiet_option,
+                      reports_errors, seed_option)
 
 
 @click.command()
@@ -28,10 +29,8 @@ from .options import channel_label, echo, force_option, progress_bar, quiet_opti
 @click.option("--loss", default="mse", show_default=True,
               type=click.Choice(LOSS_NAMES),
               help="With --method biasnet: the training loss.")
-@click.option("--max-delay-ms", default=250.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
-              help="Largest bulk delay searched, either sign.")
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
-              help="Seed of BiasNet's initialisation and segments (--method biasnet); L-BFGS starts are fixed.")
+@max_delay_option
+@seed_option
 @click.option("--link", "link", flag_value="linked", default=None,
               help="One model for all channels (default: channels whose measured responses agree share one).")
 @click.option("--per-channel", "link", flag_value="separate", help="One model per channel.")

@@ -2,7 +2,7 @@
 
 import click
 
-from .options import echo, force_option, progress_bar, quiet_option, reports_errors
+from .options import echo, force_option, max_delay_option, progress_bar, quiet_option, reports_errors, seed_option
 
 
 @click.command()
@@ -14,10 +14,8 @@ from .options import echo, force_option, progress_bar, quiet_option, reports_err
 @click.option("--scheduler", default=None, help="Run on this Dask scheduler (tcp://HOST:PORT) instead.")
 @click.option("--sections", default=None, help="Cascade spec for every pair (a manifest's column overrides it).")
 @click.option("--causal", is_flag=True, help="Real-time mode for every pair (a manifest's column overrides it).")
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
-              help="Seed of BiasNet's initialisation and segments (--method biasnet); L-BFGS starts are fixed.")
-@click.option("--max-delay-ms", default=250.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
-              help="Largest bulk delay searched, either sign.")
+@seed_option
+@max_delay_option
 @click.option("--plot", is_flag=True, help="Also write each pair's report.png.")
 @force_option
 @quiet_option

@@ -8,8 +8,16 @@ import sys
 import click
 
 from ..errors import ApftoolsError
+from ..names import MAX_DELAY_S
 
 force_option = click.option("--force", is_flag=True, help="Replace existing outputs (inputs are never replaced).")
+max_delay_option = click.option(
+    "--max-delay-ms", default=250.0, show_default=True,
+    type=click.FloatRange(min=0, min_open=True, max=1000.0 * MAX_DELAY_S),
+    help="Largest bulk delay searched, either sign (a model holds at most 10 s).")
+seed_option = click.option(
+    "--seed", default=0, show_default=True, type=click.IntRange(min=0),
+    help="Seed of BiasNet's initialisation and segments (--method biasnet); L-BFGS starts are fixed.")
 
 
 def _set_quiet(ctx, param, value):

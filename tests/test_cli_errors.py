@@ -100,6 +100,8 @@ CASES = {
     "align: max delay over 10 s": ("align {w}/dry.wav {w}/wet.wav -o {w}/o --max-delay-ms 20000",
                                    ["--max-delay-ms", "20000", "10000"], 2),
     "align: negative seed": ("align {w}/dry.wav {w}/wet.wav -o {w}/o --seed -1", ["--seed", "-1"], 2),
+    "align: --link with --per-channel": ("align {w}/dry.wav {w}/wet.wav -o {w}/o --link --per-channel",
+                                         ["--link", "--per-channel", "exclude"], 2),
     "align: unknown loss": ("align {w}/dry.wav {w}/wet.wav -o {w}/o --loss l1", ["--loss", "l1"], 2),
     "align: bad layers": ("align {w}/dry.wav {w}/wet.wav -o {w}/o --layers a,b", ["--layers", "a,b"], 2),
     "align: empty output": ("align {w}/dry.wav {w}/wet.wav -o ''", ["output folder is empty"], 1),

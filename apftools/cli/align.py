@@ -31,9 +31,9 @@ from .options import (channel_label, echo, force_option, max_delay_option, progr
               help="With --method biasnet: the training loss.")
 @max_delay_option
 @seed_option
-@click.option("--link", "link", flag_value="linked", default=None,
+@click.option("--link", "linked", is_flag=True,
               help="One model for all channels (default: channels whose measured responses agree share one).")
-@click.option("--per-channel", "link", flag_value="separate", help="One model per channel.")
+@click.option("--per-channel", is_flag=True, help="One model per channel.")
 @click.option("--resample", is_flag=True, help="Resample the wet to the dry's rate when they differ.")
 @click.option("--plot", is_flag=True, help="Also write report.png (phase, group delay, mix before/after).")
 @click.option("--mix", "mix_ratio", type=click.FloatRange(0, 1), default=None,
@@ -44,8 +44,8 @@ from .options import (channel_label, echo, force_option, max_delay_option, progr
 @force_option
 @quiet_option
 @reports_errors
-def align(dry, wet, outdir, sections, causal, method, polish, layers, steps, loss, max_delay_ms, seed, link,
-          resample, plot, mix_ratio, as_json, force):
+def align(dry, wet, outdir, sections, causal, method, polish, layers, steps, loss, max_delay_ms, seed, linked,
+          per_channel, resample, plot, mix_ratio, as_json, force):
     """Align DRY with WET; write aligned.wav, model.json and report.json to OUTDIR.
 
     Files of any length: pairs over a minute are analysed on a few loud excerpts
@@ -57,6 +57,8 @@ def align(dry, wet, outdir, sections, causal, method, polish, layers, steps, los
     from ..errors import ApftoolsValueError
     from ..files import AlignOptions, align_files
 
+    if linked and per_channel:
+        raise click.UsageError("--link (one model for all channels) and --per-channel (one each) exclude each other")
     try:
         layer_sizes = tuple(int(size) for size in layers.split(","))
     except ValueError:
@@ -67,7 +69,7 @@ def align(dry, wet, outdir, sections, causal, method, polish, layers, steps, los
     except ApftoolsValueError as error:
         raise click.BadParameter(str(error), param_hint="--sections") from None
     options = AlignOptions(sections, causal, method, polish, layer_sizes, steps, loss, max_delay_ms, seed,
-                           link or "auto", resample, plot, mix_ratio)
+                           "linked" if linked else "separate" if per_channel else "auto", resample, plot, mix_ratio)
     summary = align_files(dry, wet, outdir, options, overwrite=force, bar=progress_bar)
     if as_json:
         click.echo(json.dumps(summary, indent=2))

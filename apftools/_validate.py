@@ -123,7 +123,10 @@ def channel_layout(dry, wet):
     dry, wet = np.atleast_2d(dry), np.atleast_2d(wet)
     n_dry, n_wet = dry.shape[0], wet.shape[0]
     if max(n_dry, n_wet) > MAX_CHANNELS:
-        raise ApftoolsValueError(f"dry has {n_dry} channel(s) and wet {n_wet}; at most {MAX_CHANNELS} are aligned")
+        layout = "; arrays are (channels, samples): transpose soundfile's (samples, channels)" if min(
+            dry.shape[1], wet.shape[1]) <= MAX_CHANNELS else ""
+        raise ApftoolsValueError(f"dry has shape {dry.shape} and wet {wet.shape}, {n_dry} and {n_wet} channel(s); at "
+                                 f"most {MAX_CHANNELS} are aligned{layout}")
     if n_dry != n_wet and 1 not in (n_dry, n_wet):
         raise ApftoolsValueError(f"dry has {n_dry} channels and wet {n_wet}: apftools aligns N channels to N, "
                                  "a mono dry into an N-channel wet, or an N-channel dry to a mono wet")

@@ -186,6 +186,12 @@ def test_other_layouts_are_refused(dry_channels, wet_channels, words):
         align(rng.standard_normal((dry_channels, FS)), rng.standard_normal((wet_channels, FS)), FS)
 
 
+def test_soundfiles_samples_by_channels_layout_is_named_in_the_error():
+    stereo = np.random.default_rng(0).standard_normal((FS, 2))  # soundfile.read's layout
+    with pytest.raises(ApftoolsValueError, match=r"shape \(48000, 2\).*transpose soundfile's \(samples, channels\)"):
+        align(stereo, stereo, FS)
+
+
 def test_delay_and_polarity_only_effect():
     dry = pink_noise(FS, FS, np.random.default_rng(5))[0]
     wet = -np.concatenate([np.zeros(100), dry[:-100]])

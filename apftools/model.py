@@ -134,7 +134,8 @@ class ChannelModel:
         return np.arange(len(h)) - (len(anticausal) - 1), h
 
     def ringing(self, fs):
-        """The largest |group delay| over the audio band (bulk delay excluded) and the 60 dB ring times, in ms.
+        """The group delay of largest magnitude over the audio band, signed (negative: the model leads there; bulk
+        delay excluded), and the 60 dB ring times, in ms.
 
         The ring times are how far before and after time 0 the
         :meth:`impulse_response` reaches above :data:`RING_LEVEL` of its peak:
@@ -145,7 +146,7 @@ class ChannelModel:
         times, h = self.impulse_response()
         loud = times[np.abs(h) >= RING_LEVEL * np.max(np.abs(h))]
         pre, post = max(-int(loud[0]), 0), max(int(loud[-1]), 0)
-        return {"max_group_delay_ms": float(1000.0 * np.max(np.abs(delay)) / fs),
+        return {"max_group_delay_ms": float(1000.0 * delay[np.argmax(np.abs(delay))] / fs),
                 "ring_time_ms": 1000.0 * max(pre, post) / fs, "pre_ring_ms": 1000.0 * pre / fs,
                 "post_ring_ms": 1000.0 * post / fs}
 

@@ -186,10 +186,11 @@ def build_methods(biasnet_seconds, cmd=None):
 
 # ----------------------------------------------------------------------------------------------------- metrics
 def max_group_delay_ms(alignment):
-    """Largest |group delay| of the kept model's cascades, from its report (NaN without an apftools model)."""
+    """The kept model's cascades' group delay of largest magnitude, signed, from its report (NaN without an
+    apftools model)."""
     if alignment is None:
         return float("nan")
-    return max(group["max_group_delay_ms"] for group in alignment.report["groups"])
+    return max((group["max_group_delay_ms"] for group in alignment.report["groups"]), key=abs)
 
 
 def score(aligned, wet, fs, raw_bands):

@@ -195,3 +195,13 @@ def test_the_impulse_response_spans_both_parts_and_has_the_models_allpass_respon
     phase, _ = model.allpass_response(freqs)
     np.testing.assert_allclose(spectrum, np.exp(1j * phase), atol=1e-3)  # allpass, bulk delay and polarity excluded
     assert ChannelModel(3.0, 1).impulse_response()[1].tolist() == [1.0]
+
+
+def test_the_largest_group_delay_keeps_its_sign():
+    # an anti-causal section leads: its group delay is the negated causal one's, so the extreme is negative
+    cascade = Cascade("2", FS)
+    theta = cascade.theta_from_params([{"R": 0.9, "fc": 1000.0}])
+    peak = cascade.group_delay(theta, np.geomspace(20.0, 20000.0, 4096)).max()  # about (1 + R) / (1 - R) = 19
+    leading = ChannelModel(0.0, 1, None, None, cascade, theta).ringing(FS)["max_group_delay_ms"]
+    lagging = ChannelModel(0.0, 1, cascade, theta).ringing(FS)["max_group_delay_ms"]
+    assert lagging == pytest.approx(1000.0 * peak / FS, rel=1e-3) and leading == pytest.approx(-lagging)

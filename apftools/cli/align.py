@@ -88,7 +88,7 @@ def _print_summary(summary):
              f"cascade {group['spec'] or 'none'}{anticausal}")
         kept = f", kept: {group['method']}" if several else ""
         pre = f", {group['pre_ring_ms']:.0f} ms before it" if group["pre_ring_ms"] else ""
-        echo(f"{' ' * len(where)}largest group delay {group['max_group_delay_ms']:.2f} ms, "
+        echo(f"{' ' * len(where)}largest group delay {group['max_group_delay_ms']:+.2f} ms, "
              f"rings {group['post_ring_ms']:.0f} ms after the impulse{pre} (60 dB){kept}")
     mode = summary["mode"]
     echo(f"model: {summary['method']} ({mode}{': for files, not real time' if mode == 'offline' else ''})")

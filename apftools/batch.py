@@ -140,7 +140,7 @@ def _row(name, status, started, summary=None, error=None):
         row.update(delay_samples=summary["groups"][0]["delay_samples"], polarity=summary["groups"][0]["polarity"],
                    deficit_before_db=before["mix_deficit_db"], deficit_after_db=after["mix_deficit_db"],
                    worst_band_before_db=before["worst_band_db"], worst_band_after_db=after["worst_band_db"],
-                   warnings=len(summary["warnings"]))
+                   warnings=" | ".join(summary["warnings"]))
     return row
 
 

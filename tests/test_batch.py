@@ -53,6 +53,9 @@ def test_a_batch_aligns_every_pair_as_align_alone_and_records_failures(folder, t
     np.testing.assert_array_equal(soundfile.read(str(out / "take1" / "aligned.wav"))[0],
                                   soundfile.read(str(tmp_path / "alone" / "aligned.wav"))[0])
     assert alone["after"] == json.loads((out / "take1" / "report.json").read_text())["summary"]["after"]
+    for row in rows[:3]:  # the warnings themselves, as the pair's summary gives them, not their count
+        assert row["warnings"] == " | ".join(
+            json.loads((out / row["name"] / "report.json").read_text())["summary"]["warnings"])
     assert json.loads((out / "summary.json").read_text()) == rows
     header, *lines = (out / "summary.csv").read_text().splitlines()
     assert header.split(",") == list(COLUMNS) and len(lines) == 4

@@ -604,12 +604,19 @@ def align(dry, wet, fs, *, sections=None, causal=False, method="lbfgs", loss="ms
 
 
 def _per_channel_report(dry, aligned, wet, fs, group_of, before, after):
-    """Overall deficit and worst band of every channel before and after, with its group (the whole report if mono)."""
-    keys = ("mix_deficit_db", "worst_band_db", "worst_band_hz", "worst_band")
+    """Overall deficit, worst band and phase error of every channel before and after, with its group (the whole
+    report if mono).  Channels rotated differently cancel in pooled spectra (a widener's +45 and -45 degrees
+    pooled to a phase error of 0), so these are each channel's own."""
+    keys = ("mix_deficit_db", "worst_band_db", "worst_band_hz", "worst_band", "phase_error_deg")
     if dry.shape[0] == 1:
         return [{"channel": 0, "group": 0, "before": {k: before[k] for k in keys},
                  "after": {k: after[k] for k in keys}}]
-    summaries = together(*(lambda signal=signal, c=c: metrics.mix_summary(signal, wet[c], fs)
+
+    def scored(signal, c):
+        return dict(metrics.mix_summary(signal, wet[c], fs),
+                    phase_error_deg=metrics.phase_error_deg(signal, wet[c], fs))
+
+    summaries = together(*(lambda signal=signal, c=c: scored(signal, c)
                            for c in range(len(group_of)) for signal in (dry[c], aligned[c])))
     return [{"channel": c, "group": group, "before": {k: summaries[2 * c][k] for k in keys},
              "after": {k: summaries[2 * c + 1][k] for k in keys}} for c, group in enumerate(group_of)]

@@ -130,6 +130,21 @@ def align_files(dry, wet, outdir, options=AlignOptions(), *, overwrite=False, ba
     return summary
 
 
+def _headline(report, side):
+    """The summary's metrics before or after: the overall deficit of all channels, and of several channels the
+    worst channel's worst band and phase error (``worst_band_channel``, ``phase_error_channel``, 0-based), since
+    pooled spectra hide single-channel notches and cancel differently rotated channels."""
+    out = {k: report[side][k] for k in _MIX_KEYS}
+    rows = [row for row in report["per_channel"] if row[side]["worst_band_db"] is not None]
+    if report["channels"] > 1 and rows:
+        worst = min(rows, key=lambda row: row[side]["worst_band_db"])
+        most = max(rows, key=lambda row: row[side]["phase_error_deg"])
+        out.update({k: worst[side][k] for k in ("worst_band_db", "worst_band_hz", "worst_band")},
+                   worst_band_channel=worst["channel"], phase_error_deg=most[side]["phase_error_deg"],
+                   phase_error_channel=most["channel"])
+    return out
+
+
 def _summary(result, fs, outputs, analysis):
     """What the printed summary says, as JSON-ready data (report.json's ``summary``, ``--json``'s output)."""
     report = result.report
@@ -140,8 +155,8 @@ def _summary(result, fs, outputs, analysis):
         "channels": report["channels"],
         "groups": [dict({k: group[k] for k in _GROUP_KEYS}, delay_ms=1000.0 * group["delay_samples"] / fs)
                    for group in report["groups"]],
-        "before": {k: report["before"][k] for k in _MIX_KEYS},
-        "after": {k: report["after"][k] for k in _MIX_KEYS},
+        "before": _headline(report, "before"),
+        "after": _headline(report, "after"),
         "per_channel": report["per_channel"] if report["channels"] > 1 else [],
         "excerpts": None if analysis.spans is None else len(analysis.spans),
         "analysed_s": analysis.dry.shape[1] / fs,

@@ -468,6 +468,25 @@ def test_a_mono_dry_into_a_stereo_wet_writes_the_wets_channels_and_a_line_per_ch
     assert applied.exit_code == 0 and "(2 channel(s)" in applied.stdout
 
 
+def test_a_multichannel_summary_gives_the_worst_channels_band_and_phase_error(pair, tmp_path):
+    # the same effect, inverted on the right: pooled cross-spectra cancel (the widener's +45 and -45 degrees
+    # printed a phase error of 0.0 before alignment) and average away one channel's notch
+    dry = write(tmp_path / "mono.wav", pair.dry)
+    wet = write(tmp_path / "stereo.wav", np.vstack([pair.wet, -pair.wet]))
+    result = run("align", dry, wet, "-o", tmp_path / "out", "--sections", SPEC, "--json")
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    for side in ("before", "after"):
+        rows = [row[side] for row in summary["per_channel"]]
+        worst = min(range(2), key=lambda c: rows[c]["worst_band_db"])
+        assert summary[side]["worst_band_db"] == rows[worst]["worst_band_db"]
+        assert summary[side]["worst_band_channel"] == worst
+        assert summary[side]["phase_error_deg"] == max(row["phase_error_deg"] for row in rows)
+    assert summary["before"]["phase_error_deg"] > 90.0  # the inverted channel's own, not a pooled cancellation
+    human = run("align", dry, wet, "-o", tmp_path / "again", "--sections", SPEC).stdout.splitlines()
+    assert any(line.startswith("worst 1/3-octave") and "channel" in line for line in human)
+
+
 @pytest.mark.skipif(shutil.which("chattr") is None, reason="needs chattr (e2fsprogs) to make a folder immutable")
 def test_align_into_a_folder_that_cannot_be_written_fails_before_reading_audio(tmp_path, monkeypatch):
     # an immutable folder: its permission bits allow writing (and root ignores them), yet nothing can be

@@ -97,11 +97,18 @@ def _print_summary(summary):
             b, a = row["before"], row["after"]
             echo(f"{channel_label([row['channel']])}: mix {b['mix_deficit_db']:6.2f} -> {a['mix_deficit_db']:6.2f} "
                  f"dB, worst band {b['worst_band_db']:6.2f} dB ({b['worst_band']}) -> {a['worst_band_db']:6.2f} dB "
-                 f"({a['worst_band']})")
+                 f"({a['worst_band']}), phase error {b['phase_error_deg']:5.1f} -> {a['phase_error_deg']:5.1f} deg")
+
+    def where(side, key, before=""):  # several channels: the headline's band and phase error are a channel's
+        return f"{before}{channel_label([side[key]])}" if key in side else ""
+
     echo(f"50/50 mix deficit  {before['mix_deficit_db']:7.2f} dB -> {after['mix_deficit_db']:7.2f} dB")
-    echo(f"worst 1/3-octave   {before['worst_band_db']:7.2f} dB ({before['worst_band']}) -> "
-         f"{after['worst_band_db']:7.2f} dB ({after['worst_band']})")
-    echo(f"phase error        {before['phase_error_deg']:7.1f} deg -> {after['phase_error_deg']:7.1f} deg")
+    echo(f"worst 1/3-octave   {before['worst_band_db']:7.2f} dB ({before['worst_band']}"
+         f"{where(before, 'worst_band_channel', ', ')}) -> {after['worst_band_db']:7.2f} dB ({after['worst_band']}"
+         f"{where(after, 'worst_band_channel', ', ')})")
+    phase = [f"{side['phase_error_deg']:7.1f} deg" + (f" ({where(side, 'phase_error_channel')})"
+                                                      if several else "") for side in (before, after)]
+    echo(f"phase error        {phase[0]} -> {phase[1]}")
     if summary["excerpts"] is not None:
         echo(f"analysed {summary['excerpts']} excerpt(s), {summary['analysed_s']:.0f} s of the file; "
              "metrics are over the excerpts")

@@ -216,17 +216,27 @@ def estimate_delay(dry, wet, fs, max_delay_s=0.1, *, band_hz=(50.0, None)):
             f"band_hz={band_hz!r} holds no frequency bin of the {nfft}-point FFT (bins every {fs / nfft:.3g} Hz)")
     fade = scipy.signal.windows.tukey(n, min(1.0, 2 * EDGE_FADE_S * fs / n))
     cross, content = np.zeros(nfft // 2 + 1, complex), {"dry": False, "wet": False}
-    for d, w in zip(dry, wet):  # a channel at a time: long signals hold one channel's spectra, not all
+    for d, w in zip(dry, wet):  # a channel at a time, in place: long signals hold few spectra at once
         d, w = d * fade, w * fade
         content["dry"], content["wet"] = content["dry"] or np.any(d), content["wet"] or np.any(w)
-        cross += np.conj(scipy.fft.rfft(d, nfft)) * scipy.fft.rfft(w, nfft)
+        product = scipy.fft.rfft(d, nfft)
+        del d
+        np.conjugate(product, out=product)
+        product *= scipy.fft.rfft(w, nfft)
+        cross += product
+        del w, product
+    del fade
     for name, found in content.items():
         if not found:
             raise ApftoolsValueError(
                 f"the {name} signal has no content outside its first and last {1000 * EDGE_FADE_S:g} ms, "
                 "which are faded out; pad it with silence")
     magnitude = np.abs(cross)
-    spectrum = weight * cross / (magnitude + max(PHAT_EPS * magnitude.max(), np.finfo(float).tiny))
+    magnitude += max(PHAT_EPS * magnitude.max(), np.finfo(float).tiny)
+    spectrum = cross  # weight * cross / (|cross| + eps), in place and in that order
+    spectrum *= weight
+    spectrum /= magnitude
+    del magnitude
     r = scipy.fft.irfft(spectrum, nfft)
     lags = np.arange(-max_lag, max_lag + 1)
     searched = np.abs(r[lags])

@@ -421,19 +421,32 @@ def _choose(candidates, fs, dry, wet, before):
     best = max(candidates, key=lambda name: scores[name]["mix_deficit_db"])
     warnings = []
     chosen = safe
+
+    def harmed(name):
+        return ", ".join(f"{label} ({b:.2f} -> {a:.2f} dB)"
+                         for label, b, a in zip(before["band_labels"], reference[name], bands[name])
+                         if a < b - HARM_TOLERANCE_DB)  # False for NaN bands
+
+    def baseline(name):
+        return "unaligned" if name in FALLBACKS else "unaligned or delay and polarity alone"
+
     if best not in harmless:
         lift = scores[best]["worst_band_db"] - scores[safe]["worst_band_db"]
-        harmed = [f"{label} ({b:.2f} -> {a:.2f} dB)"
-                  for label, b, a in zip(before["band_labels"], reference[best], bands[best])
-                  if a < b - HARM_TOLERANCE_DB]  # False for NaN bands
-        baseline = "unaligned" if best in FALLBACKS else "unaligned or delay and polarity alone"
         if lift > HARM_TOLERANCE_DB:
             chosen = best
             warnings.append(f"{best!r} lifts the worst band by {lift:.2f} dB but leaves these bands worse than "
-                            f"{baseline}: {', '.join(harmed)}")
+                            f"{baseline(best)}: {harmed(best)}")
         elif best in FALLBACKS or safe in FALLBACKS:  # between two fitted models the harmless one is simply better
-            warnings.append(f"{best!r} mixes best overall but would leave bands worse than {baseline} "
-                            f"({', '.join(harmed)}); keeping {safe!r}")
+            warnings.append(f"{best!r} mixes best overall but would leave bands worse than {baseline(best)} "
+                            f"({harmed(best)}); keeping {safe!r}")
+    if chosen in FALLBACKS:  # every fitted model not kept, and why (the one above is said already)
+        for name in candidates:
+            worse = scores[chosen]["mix_deficit_db"] - scores[name]["mix_deficit_db"]
+            if name in FALLBACKS or (name == best and warnings) or (name in harmless and worse < 0.005):
+                continue  # as good as what is kept, to the printed 0.01 dB: nothing to explain
+            reason = (f"would leave bands worse than {baseline(name)} ({harmed(name)})" if name not in harmless else
+                      f"mixes {worse:.2f} dB worse overall")
+            warnings.append(f"{name!r} is not kept: it {reason}; keeping {chosen!r}")
     score = before if chosen == "none" else metrics.mix_report(aligned[chosen], wet, fs, scores[chosen])
     return chosen, score, metrics.band_harm_db(bands["none"], bands[chosen]), warnings, aligned.get(chosen, dry)
 

@@ -137,6 +137,15 @@ def test_the_choice_keeps_no_model_that_harms_a_band_silently(monkeypatch):
     chosen, _, harm, warnings, _ = _choose(candidates, FS, None, None, before)
     assert chosen == "delay-only" and harm == 0.0
     assert "worse than unaligned or delay and polarity alone (100 Hz (-0.10 -> -2.00 dB))" in warnings[0]
+    # a harmful model that does not even mix best overall: the fallback still says why the model went
+    table["lbfgs"] = _scores(-2.0, -0.5, [-2.0, 0.0])
+    chosen, _, _, warnings, _ = _choose(candidates, FS, None, None, before)
+    assert chosen == "delay-only"
+    assert warnings == ["'lbfgs' is not kept: it would leave bands worse than unaligned or delay and polarity alone "
+                        "(100 Hz (-0.10 -> -2.00 dB)); keeping 'delay-only'"]
+    table["lbfgs"] = _scores(-0.05, -0.3, [-0.1, -0.05])  # harmless but mixes worse overall
+    assert _choose(candidates, FS, None, None, before)[3] == [
+        "'lbfgs' is not kept: it mixes 0.25 dB worse overall; keeping 'delay-only'"]
 
 
 def test_polarity_and_quality_do_not_follow_the_seed():

@@ -41,7 +41,7 @@ from .delay import apply_delay, estimate_delay
 from .errors import ApftoolsValueError
 from .model import MAX_DELAY_S, Alignment, ChannelModel
 from .names import METHODS
-from .response import log_grid, low_frequency_sign, transfer_function
+from .response import excess_phase, log_grid, low_frequency_sign, refine_latency, transfer_function
 
 #: Specs tried, in order, by ``sections="auto"``.
 AUTO_SPECS = ("1x2w", "2x2w", "3x2w", "3x2w,1w", "4x2w,1w", "5x2w,1w", "6x2w,1w", "8x2w,1w", "10x2w,1w")
@@ -254,6 +254,10 @@ def _fit_group(dry, wet, fs, settings, rng, progress, before):
             f"nothing to align: between {low_band:g} and {high_band:g} Hz the dry explains almost none of the wet "
             f"(coherence {report['coherence']:.2f} at the best delay, power-weighted; at least "
             f"{MIN_ALIGNABLE_COHERENCE} is needed): is the wet this dry through the effect?")
+    # the effect's latency, for delay compensation: GCC-PHAT's, or where the effect is minimum phase the slope of
+    # its excess phase (the model's delay is another thing: its cascades take up part of the phase)
+    report["latency_samples"] = estimate.delay_samples + refine_latency(
+        measured.freqs_hz, measured.h, excess_phase(measured.h), 0.0, 1, fs)
     low = low_frequency_sign(measured)
     report["low_frequency_sign"] = None if np.isnan(low) else low
     grid, dense = _grids(measured, metrics.fit_bands(before["band_level_db"]))

@@ -21,8 +21,8 @@ OUTPUTS = ("aligned.wav", "model.json", "report.json", "report.png", "mix.wav")
 #: Keys of report.json's before and after kept in the summary.
 _MIX_KEYS = ("mix_deficit_db", "worst_band_db", "worst_band_hz", "worst_band", "phase_error_deg")
 #: Keys of every channel group's report kept in the summary.
-_GROUP_KEYS = ("channels", "method", "delay_samples", "polarity", "polarity_ambiguous", "spec", "anticausal_spec",
-               "max_group_delay_ms", "ring_time_ms", "pre_ring_ms", "post_ring_ms")
+_GROUP_KEYS = ("channels", "method", "latency_samples", "delay_samples", "polarity", "polarity_ambiguous", "spec",
+               "anticausal_spec", "max_group_delay_ms", "ring_time_ms", "pre_ring_ms", "post_ring_ms")
 
 
 @dataclass(frozen=True)
@@ -153,7 +153,8 @@ def _summary(result, fs, outputs, analysis):
         "mode": result.mode,
         "fs": fs,
         "channels": report["channels"],
-        "groups": [dict({k: group[k] for k in _GROUP_KEYS}, delay_ms=1000.0 * group["delay_samples"] / fs)
+        "groups": [dict({k: group[k] for k in _GROUP_KEYS}, delay_ms=1000.0 * group["delay_samples"] / fs,
+                        latency_ms=1000.0 * group["latency_samples"] / fs)
                    for group in report["groups"]],
         "before": _headline(report, "before"),
         "after": _headline(report, "after"),

@@ -49,7 +49,7 @@ from . import bands
 from ._validate import check_keys, short_repr, validate_fs, validate_positive, validate_signal
 from .delay import estimate_delay
 from .errors import ApftoolsTypeError, ApftoolsValueError
-from .response import TransferFunction, default_nperseg, measured_group_delay
+from .response import TransferFunction, default_nperseg, excess_phase, measured_group_delay, refine_latency
 
 SWEEP_FORMAT = "apftools.sweep"
 SWEEP_VERSION = 1
@@ -69,8 +69,6 @@ HARMONIC_ORDERS = (2, 3, 4, 5)
 #: The linear impulse response starts at most this long before the latency (s): pre-ringing of linear-phase
 #: effects (6144 taps at 44.1 kHz ring 70 ms before their peak).
 PRE_S = 0.2
-#: The excess phase left after the latency counts as a line (a pure delay) below this weighted RMS (radians).
-LINEAR_EXCESS_RAD = 0.05
 #: Stage-1 starts of the fit to a measured response (``align`` uses 32 on music): on six real plugins
 #: (bench/sweep.py) 16 gave the same worst bands as 32 within 0.02 dB on five, and measure runs faster than
 #: align; on the sixth, a cabinet fitted to 16-21 degrees RMS, the seed moved its model's worst band on music
@@ -304,40 +302,6 @@ def _deconvolve(x, y, spec, n_fft):
     return Y * np.conj(X) / (power + peak * (REGULARISATION + (1.0 - REGULARISATION) * above)) * _low_edge(freqs, spec)
 
 
-def _minimum_phase(h):
-    """The minimum-phase response with the magnitude of ``h`` (an rfft half spectrum), from the real cepstrum."""
-    n = 2 * (len(h) - 1)
-    log_magnitude = np.log(np.maximum(np.abs(h), 1e-10 * np.max(np.abs(h))))
-    cepstrum = scipy.fft.irfft(log_magnitude, n)
-    fold = np.zeros(n)
-    fold[0], fold[n // 2] = cepstrum[0], cepstrum[n // 2]
-    fold[1:n // 2] = 2 * cepstrum[1:n // 2]
-    return np.exp(scipy.fft.rfft(fold))
-
-
-def _refine_latency(freqs, h, excess, coarse, polarity, fs):
-    """The latency as the slope of the excess (allpass) phase left after the GCC-PHAT estimate ``coarse``.
-
-    A minimum-phase effect (an EQ, a filter) has no excess phase but its
-    delay's, exactly linear, so its latency is that delay, where GCC-PHAT
-    lands off by the phase the magnitude brings (0.023 samples on an RBJ EQ
-    chain, 1.35 on the fixture's EQ with a 9 kHz low-pass).  Weighted least
-    squares over the audio band where the magnitude is within 20 dB of its
-    peak (the cepstrum's phase is least reliable where the level is low),
-    weights :math:`|H|^2`; kept only if the excess phase is a line
-    (weighted RMS residual under :data:`LINEAR_EXCESS_RAD`): an allpass
-    effect's is not, and GCC-PHAT's peak stands.
-    """
-    low, high = bands.audio_band(fs)
-    omega = 2 * np.pi * freqs / fs
-    use = (freqs >= low) & (freqs <= high) & (np.abs(h) >= 0.1 * np.max(np.abs(h)))
-    residual = np.angle(polarity * np.exp(1j * (excess[use] + omega[use] * coarse)))
-    weights = np.abs(h[use]) ** 2
-    correction = -np.sum(weights * omega[use] * residual) / np.sum(weights * omega[use] ** 2)
-    misfit = np.sqrt(np.sum(weights * (residual + omega[use] * correction) ** 2) / np.sum(weights))
-    return float(coarse + correction) if misfit < LINEAR_EXCESS_RAD else coarse
-
-
 def _window(ir, start, length, taper):
     """``ir[start:start + length]`` read circularly, the last ``taper`` samples faded out (half-Hann)."""
     piece = np.take(ir, np.arange(start, start + length), mode="wrap")
@@ -371,8 +335,8 @@ def _measure_channel(spec, x, periods):
     h = scipy.fft.rfft(linear, n_lin) * np.exp(-2j * np.pi * freqs * start / fs)
     edge = _low_edge(freqs, spec)
     h = np.where(np.abs(edge) > 0.5, h / np.where(np.abs(edge) > 0.5, edge, 1.0), h)  # undone where it passes
-    excess = np.unwrap(np.angle(h / _minimum_phase(h)))
-    latency = _refine_latency(freqs, h, excess, latency, polarity, fs)
+    excess = excess_phase(h)
+    latency = refine_latency(freqs, h, excess, latency, polarity, fs)
 
     low, high = bands.audio_band(fs)
     top = min(high, spec.f_stop_hz)

@@ -203,6 +203,9 @@ def test_the_command_line_sweeps_measures_and_applies(tmp_path):
     ir, _ = soundfile.read(str(out / "ir.wav"))
     assert np.argmax(np.abs(ir)) == 25 and ir[25] < 0  # the linear impulse response: 25 samples late, inverted
     assert f"latency {report['latency_samples']:+.2f} samples" in result.output and "polarity inverted" in result.output
+    model = json.loads((out / "model.json").read_text())["models"][0]  # what is printed is what the model holds
+    polarity = "inverted" if model["polarity"] < 0 else "normal"
+    assert f"model: delay {model['delay_samples']:+.2f} samples, polarity {polarity}," in result.output
     refused = runner.invoke(main, ["measure", str(sweep_path), str(sweep_path), "-o", str(tmp_path / "x"),
                                    "--sections", "2x7q"])
     assert refused.exit_code == 2 and "--sections" in refused.output

@@ -90,6 +90,8 @@ def _print_summary(summary):
         pre = f", {group['pre_ring_ms']:.0f} ms before it" if group["pre_ring_ms"] else ""
         echo(f"{' ' * len(where)}largest group delay {group['max_group_delay_ms']:+.2f} ms, "
              f"rings {group['post_ring_ms']:.0f} ms after the impulse{pre} (60 dB){kept}")
+        echo(f"{' ' * len(where)}latency {group['latency_samples']:.2f} samples ({group['latency_ms']:.3f} ms): "
+             "the effect's, for delay compensation")
     mode = summary["mode"]
     echo(f"model: {summary['method']} ({mode}{': for files, not real time' if mode == 'offline' else ''})")
     if several:

@@ -76,7 +76,8 @@ def measure(sweep, recorded, outdir, sections, causal, force):
              f"ms), polarity {'inverted' if measured.polarity < 0 else 'normal'}, SNR {measured.snr_db:.0f} dB")
         echo(f"{' ' * len(where)}THD {measured.thd_percent:.3g}% ({harmonics} dB re fundamental)"
              + ("" if measured.time_variance_db is None else f", periods differ by {measured.time_variance_db:.2f} dB"))
-        echo(f"{' ' * len(where)}model: delay {fit['delay_samples']:+.2f} samples, cascade {fit['spec']}"
+        echo(f"{' ' * len(where)}model: delay {fit['delay_samples']:+.2f} samples, polarity "
+             f"{'inverted' if fit['polarity'] < 0 else 'normal'}, cascade {fit['spec']}"
              + (f" | anti-causal {fit['anticausal_spec']}" if fit["anticausal_spec"] else "")
              + f", phase error {fit['phase_error_deg']:.1f} deg")
     echo(f"wrote {', '.join(os.path.join(outdir, name) for name in OUTPUTS)} in {time.perf_counter() - started:.1f} s")

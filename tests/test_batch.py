@@ -131,3 +131,11 @@ def test_the_command_line_reports_and_fails_on_a_failed_pair(folder, tmp_path):
     globbed = CliRunner().invoke(main, ["batch", str(folder / "dry" / "*.wav"), str(folder / "wet" / "*.wav"),
                                         "-o", str(tmp_path / "globbed"), "--sections", SPEC, "--workers", "1"])
     assert globbed.exit_code == 0 and "3 pair(s): 3 done" in globbed.stdout
+    # batch takes align's options and passes them on
+    mixed = CliRunner().invoke(main, ["batch", str(folder / "dry" / "*.wav"), str(folder / "wet" / "*.wav"),
+                                      "-o", str(tmp_path / "mixed"), "--sections", SPEC, "--workers", "1",
+                                      "--mix", "0.5", "--per-channel", "--max-delay-ms", "5"])
+    assert mixed.exit_code == 0, mixed.output
+    settings = json.loads((tmp_path / "mixed" / "take0" / "report.json").read_text())["settings"]
+    assert (tmp_path / "mixed" / "take0" / "mix.wav").exists() and settings["link"] == "separate"
+    assert settings["max_delay_ms"] == 5.0

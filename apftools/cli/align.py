@@ -2,9 +2,7 @@
 
 import click
 
-from ..names import LOSS_NAMES, METHODS
-from .options import (channel_label, echo, force_option, max_delay_option, progress_bar, quiet_option,
-                      reports_errors, seed_option)
+from .options import alignment_options, channel_label, echo, force_option, progress_bar, quiet_option, reports_errors
 
 
 @click.command()
@@ -12,40 +10,14 @@ from .options import (channel_label, echo, force_option, max_delay_option, progr
 @click.argument("wet", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", "outdir", required=True, type=click.Path(file_okay=False),
               help="Output directory (created if missing).")
-@click.option("--sections", default=None,
-              help="Cascade spec CAUSAL|ANTICAUSAL, e.g. '3x2w,1w|2x2w,1w' (the default; '3x2w,1w' with --causal); "
-                   "CAUSAL may be 'auto' to choose the order.")
-@click.option("--causal", is_flag=True,
-              help="Real-time mode: causal sections and no advance only (default: offline, filtering the "
-                   "anti-causal sections backwards over the file).")
-@click.option("--method", default="lbfgs", show_default=True, type=click.Choice(METHODS),
-              help="Fitter: L-BFGS from many starts, or the BiasNet network of Bargum et al. (slower).")
-@click.option("--polish", is_flag=True, help="With --method biasnet, refine the network's result with L-BFGS.")
-@click.option("--layers", default="1024,512,256,128", show_default=True,
-              help="With --method biasnet: the input and hidden layer sizes of each section's network (the "
-                   "paper's by default; the output layer is added).")
-@click.option("--steps", default=1000, show_default=True, type=click.IntRange(min=1),
-              help="With --method biasnet: most Adam steps (early stopping may end sooner).")
-@click.option("--loss", default="mse", show_default=True,
-              type=click.Choice(LOSS_NAMES),
-              help="With --method biasnet: the training loss.")
-@max_delay_option
-@seed_option
-@click.option("--link", "linked", is_flag=True,
-              help="One model for all channels (default: channels whose measured responses agree share one).")
-@click.option("--per-channel", is_flag=True, help="One model per channel.")
-@click.option("--resample", is_flag=True, help="Resample the wet to the dry's rate when they differ.")
-@click.option("--plot", is_flag=True, help="Also write report.png (phase, group delay, mix before/after).")
-@click.option("--mix", "mix_ratio", type=click.FloatRange(0, 1), default=None,
-              help="Also write mix.wav: aligned dry and wet mixed at this wet ratio.")
+@alignment_options
 @click.option("--json", "as_json", is_flag=True,
               help="Print the summary as JSON on stdout (report.json's 'summary', the same keys) instead of the "
                    "human lines; errors still go to stderr with a non-zero exit status.")
 @force_option
 @quiet_option
 @reports_errors
-def align(dry, wet, outdir, sections, causal, method, polish, layers, steps, loss, max_delay_ms, seed, linked,
-          per_channel, resample, plot, mix_ratio, as_json, force):
+def align(dry, wet, outdir, settings, as_json, force):
     """Align DRY with WET; write aligned.wav, model.json and report.json to OUTDIR.
 
     Files of any length: pairs over a minute are analysed on a few loud excerpts
@@ -53,23 +25,9 @@ def align(dry, wet, outdir, sections, causal, method, polish, layers, steps, los
     """
     import json
 
-    from ..align import check_spec
-    from ..errors import ApftoolsValueError
     from ..files import AlignOptions, align_files
 
-    if linked and per_channel:
-        raise click.UsageError("--link (one model for all channels) and --per-channel (one each) exclude each other")
-    try:
-        layer_sizes = tuple(int(size) for size in layers.split(","))
-    except ValueError:
-        raise click.BadParameter(f"expected comma-separated integers such as 64,64, got {layers!r}",
-                                 param_hint="--layers") from None
-    try:  # a usage error (exit status 2) before anything is read; rate-dependent limits are checked later
-        check_spec(sections, causal)
-    except ApftoolsValueError as error:
-        raise click.BadParameter(str(error), param_hint="--sections") from None
-    options = AlignOptions(sections, causal, method, polish, layer_sizes, steps, loss, max_delay_ms, seed,
-                           "linked" if linked else "separate" if per_channel else "auto", resample, plot, mix_ratio)
+    options = AlignOptions(**settings)
     summary = align_files(dry, wet, outdir, options, overwrite=force, bar=progress_bar)
     if as_json:
         click.echo(json.dumps(summary, indent=2))

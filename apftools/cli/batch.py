@@ -2,7 +2,7 @@
 
 import click
 
-from .options import echo, force_option, max_delay_option, progress_bar, quiet_option, reports_errors, seed_option
+from .options import alignment_options, echo, force_option, progress_bar, quiet_option, reports_errors
 
 
 @click.command()
@@ -12,18 +12,15 @@ from .options import echo, force_option, max_delay_option, progress_bar, quiet_o
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Local worker processes  [default: the CPU count]")
 @click.option("--scheduler", default=None, help="Run on this Dask scheduler (tcp://HOST:PORT) instead.")
-@click.option("--sections", default=None, help="Cascade spec for every pair (a manifest's column overrides it).")
-@click.option("--causal", is_flag=True, help="Real-time mode for every pair (a manifest's column overrides it).")
-@seed_option
-@max_delay_option
-@click.option("--plot", is_flag=True, help="Also write each pair's report.png.")
+@alignment_options
 @force_option
 @quiet_option
 @reports_errors
-def batch(sources, outdir, workers, scheduler, sections, causal, seed, max_delay_ms, plot, force):
+def batch(sources, outdir, workers, scheduler, settings, force):
     """Align every pair of SOURCES: a CSV manifest (dry,wet[,name][,sections][,causal]) or two glob patterns
-    DRY_GLOB WET_GLOB pairing files by name.  Pairs already aligned with the same configuration are skipped
-    (unless --force); failures are recorded and the batch goes on; exit status 1 if any pair failed.
+    DRY_GLOB WET_GLOB pairing files by name, each as 'apftools align' with these options (a manifest's
+    sections and causal columns override them per pair).  Pairs already aligned with the same configuration
+    are skipped (unless --force); failures are recorded and the batch goes on; exit status 1 if any pair failed.
     """
     from ..batch import aggregate, align_many, pairs_from_globs, read_manifest
 
@@ -48,8 +45,7 @@ def batch(sources, outdir, workers, scheduler, sections, causal, seed, max_delay
             finished.append(row)
             update(len(finished) / len(pairs), f"{row['name']}: {row['status']}")
 
-        rows = align_many(pairs, outdir, workers=workers, client=client, force=force, progress=progress,
-                          sections=sections, causal=causal, seed=seed, max_delay_ms=max_delay_ms, plot=plot)
+        rows = align_many(pairs, outdir, workers=workers, client=client, force=force, progress=progress, **settings)
     for row in rows:
         if row["status"] == "failed":
             echo(f"failed: {row['name']}: {row['error']}")

@@ -35,7 +35,6 @@ from .files import AlignOptions, align_files
 #: Columns of summary.csv, in order (summary.json holds the same rows).
 COLUMNS = ("name", "status", "delay_samples", "polarity", "deficit_before_db", "deficit_after_db",
            "worst_band_before_db", "worst_band_after_db", "warnings", "seconds", "error")
-#: Manifest columns besides dry and wet that a row may set for its pair.
 #: The ``causal`` column's words for yes and no.
 CAUSAL_WORDS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 
@@ -47,6 +46,7 @@ def _causal(value):
         raise ApftoolsValueError(f"causal={value!r}: expected one of {', '.join(CAUSAL_WORDS)}") from None
 
 
+#: Manifest columns besides dry and wet that a row may set for its pair.
 PAIR_OPTIONS = {"sections": str, "causal": _causal}
 #: Threads each local worker's BLAS and OpenMP may use (one per process: small products ran 60x slower with more).
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")

@@ -329,11 +329,11 @@ def refine_latency(freqs, h, excess, coarse, polarity, fs):
 
     ``h`` is the effect's response (an rfft half spectrum from DC to
     :math:`f_s/2`, ``freqs`` in Hz), ``excess`` its :func:`excess_phase`,
-    with ``coarse`` samples of delay and ``polarity`` still in it.  A minimum-phase effect (an EQ, a filter) has
-    no excess phase but its delay's, exactly linear, so its latency is that
-    delay, where GCC-PHAT lands off by the phase the magnitude brings (0.023
-    samples on an RBJ EQ chain, 1.35 on the fixture's EQ with a 9 kHz
-    low-pass).  Weighted least squares over the audio band where the
+    with ``coarse`` samples of delay and ``polarity`` still in it.  A
+    minimum-phase effect (an EQ, a filter) has no excess phase but its
+    delay's, exactly linear, so its latency is that delay, where GCC-PHAT
+    lands off by the phase the magnitude brings (0.023 samples on an RBJ EQ
+    chain, 1.35 on the fixture's EQ with a 9 kHz low-pass).  Weighted least squares over the audio band where the
     magnitude is within 20 dB of its peak (the cepstrum's phase is least
     reliable where the level is low), weights :math:`|H|^2`; kept only if
     the excess phase is a line (weighted RMS residual under

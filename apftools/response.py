@@ -343,9 +343,12 @@ def refine_latency(freqs, h, excess, coarse, polarity, fs):
     """
     low, high = audio_band(fs)
     omega = 2 * np.pi * freqs / fs
-    use = (freqs >= low) & (freqs <= high) & (np.abs(h) >= 0.1 * np.max(np.abs(h)))
+    band = (freqs >= low) & (freqs <= high)  # the peak in the band: above it a Welch estimate divides by nothing
+    use = band & (np.abs(h) >= 0.1 * np.max(np.abs(h[band]), initial=0.0))
     residual = np.angle(polarity * np.exp(1j * (excess[use] + omega[use] * coarse)))
     weights = np.abs(h[use]) ** 2
+    if not np.sum(weights) > 0:  # no bin within 20 dB of the peak in the band (or none with energy)
+        return coarse
     correction = -np.sum(weights * omega[use] * residual) / np.sum(weights * omega[use] ** 2)
     misfit = np.sqrt(np.sum(weights * (residual + omega[use] * correction) ** 2) / np.sum(weights))
     return float(coarse + correction) if misfit < LINEAR_EXCESS_RAD else coarse

@@ -392,6 +392,18 @@ def test_response_table_matches_the_model(happy):
     assert "polarity -1" in result.stdout and f"fs {FS} Hz" in result.stdout
 
 
+def test_response_json_holds_the_models_response(happy):
+    model = happy[1] / "model.json"
+    result = run("response", model, "--json")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    [group] = data["groups"]
+    phase, delay = Alignment.load(model).models[0].response(np.array(group["freqs_hz"]), FS)
+    np.testing.assert_allclose(group["phase_deg"], np.degrees(phase), rtol=1e-12)  # unrounded, unlike the table
+    np.testing.assert_allclose(group["group_delay_samples"], delay, rtol=1e-12)
+    assert data["fs"] == FS and group["polarity"] == -1 and group["freqs_hz"][0] == 31.25
+
+
 def test_response_plot_writes_a_png(happy, tmp_path):
     result = run("response", happy[1] / "model.json", "--plot", tmp_path / "r.png")
     assert result.exit_code == 0, result.stderr

@@ -9,11 +9,15 @@ from .options import channel_label, check_output, echo, force_option, quiet_opti
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
               help="Write a PNG of phase and group delay instead of printing a table.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the table as JSON (per channel group: frequencies, phase in degrees, group delay, samples).")
 @force_option
 @quiet_option
 @reports_errors
-def response(model, plot_path, force):
+def response(model, plot_path, as_json, force):
     """Print the phase (degrees) and group delay of MODEL at octave frequencies."""
+    import json
+
     import numpy as np
 
     from ..model import Alignment
@@ -30,6 +34,17 @@ def response(model, plot_path, force):
     fs = alignment.fs
     freqs = 1000.0 * 2.0 ** np.arange(-5, 5)
     freqs = freqs[freqs < fs / 2]
+    if as_json:
+        groups = []
+        for channel, members in zip(alignment.models, alignment.groups() or [None]):
+            phase, delay = channel.response(freqs, fs)
+            groups.append({"channels": members, "delay_samples": channel.delay_samples, "polarity": channel.polarity,
+                           "spec": channel.cascade and channel.cascade.spec,
+                           "anticausal_spec": channel.anticausal and channel.anticausal.spec,
+                           "freqs_hz": freqs.tolist(), "phase_deg": np.degrees(phase).tolist(),
+                           "group_delay_samples": delay.tolist()})
+        click.echo(json.dumps({"fs": fs, "mode": alignment.mode, "groups": groups}, indent=2))
+        return
     for channel, members in zip(alignment.models, alignment.groups() or [None]):
         name = "all channels" if members is None else channel_label(members)
         spec = channel.cascade.spec if channel.cascade is not None else "none"

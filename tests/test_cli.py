@@ -353,6 +353,16 @@ def test_apply_renders_the_model(happy, other, tmp_path):
     np.testing.assert_allclose(rendered, expected, rtol=0, atol=float32_tol(expected))
 
 
+def test_apply_mixes_with_the_wet_as_align_does(happy, inputs, tmp_path):
+    result, outdir = happy  # align ran with --mix 0.5
+    applied = run("apply", outdir / "model.json", inputs[0], "-o", tmp_path / "a.wav", "--mix", "0.5",
+                  "--wet", inputs[1], "--mix-output", tmp_path / "m.wav")
+    assert applied.exit_code == 0, applied.stderr
+    np.testing.assert_allclose(read(tmp_path / "m.wav")[0], read(outdir / "mix.wav")[0], rtol=0, atol=1e-7)
+    assert_error(run("--quiet", "apply", outdir / "model.json", inputs[0], "-o", tmp_path / "b.wav", "--mix", "0.5"),
+                 "--mix, --wet and --mix-output go together", exit_code=2)
+
+
 def test_apply_refuses_another_sample_rate(happy, tmp_path):
     source = write(tmp_path / "in44.wav", pink_noise(22050, 44100, np.random.default_rng(1)), 44100)
     fail("apply", happy[1] / "model.json", source, "-o", tmp_path / "o.wav", words=("44100 Hz", "48000 Hz"))

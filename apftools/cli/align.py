@@ -59,16 +59,17 @@ def _print_summary(summary):
                  f"dB, worst band {b['worst_band_db']:6.2f} dB ({b['worst_band']}) -> {a['worst_band_db']:6.2f} dB "
                  f"({a['worst_band']}), phase error {b['phase_error_deg']:5.1f} -> {a['phase_error_deg']:5.1f} deg")
 
-    def where(side, key, before=""):  # several channels: the headline's band and phase error are a channel's
-        return f"{before}{channel_label([side[key]])}" if key in side else ""
+    def band(side):  # of several channels, the headline's band and phase error are a named channel's
+        where = f", {channel_label([side['worst_band_channel']])}" if "worst_band_channel" in side else ""
+        return f"{side['worst_band_db']:7.2f} dB ({side['worst_band']}{where})"
+
+    def phase(side):
+        where = f" ({channel_label([side['phase_error_channel']])})" if "phase_error_channel" in side else ""
+        return f"{side['phase_error_deg']:7.1f} deg{where}"
 
     echo(f"50/50 mix deficit  {before['mix_deficit_db']:7.2f} dB -> {after['mix_deficit_db']:7.2f} dB")
-    echo(f"worst 1/3-octave   {before['worst_band_db']:7.2f} dB ({before['worst_band']}"
-         f"{where(before, 'worst_band_channel', ', ')}) -> {after['worst_band_db']:7.2f} dB ({after['worst_band']}"
-         f"{where(after, 'worst_band_channel', ', ')})")
-    phase = [f"{side['phase_error_deg']:7.1f} deg" + (f" ({where(side, 'phase_error_channel')})"
-                                                      if several else "") for side in (before, after)]
-    echo(f"phase error        {phase[0]} -> {phase[1]}")
+    echo(f"worst 1/3-octave   {band(before)} -> {band(after)}")
+    echo(f"phase error        {phase(before)} -> {phase(after)}")
     if summary["excerpts"] is not None:
         echo(f"analysed {summary['excerpts']} excerpt(s), {summary['analysed_s']:.0f} s of the file; "
              "metrics are over the excerpts")

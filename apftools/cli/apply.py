@@ -25,7 +25,7 @@ def apply(model, source, output, mix_ratio, wet, mix_output, force):
     from ..model import Alignment
     from ..render import render_to_file
 
-    if (mix_ratio is None) != (wet is None) or (mix_ratio is None) != (mix_output is None):
+    if len({mix_ratio is None, wet is None, mix_output is None}) > 1:
         raise click.UsageError("--mix, --wet and --mix-output go together: the wet ratio, the wet file and where "
                                "the mix goes")
     inputs = (model, source) + ((wet,) if wet else ())

@@ -13,30 +13,15 @@ signal during a weakref callback), the next commit raises it
 clean-up runs.  Nothing heavy is imported before the handlers are in place.
 """
 
-import signal
 import sys
 
 from . import _interrupt
 from ._interrupt import Interrupted
 
-_SIGNALS = {signal.SIGINT: "SIGINT (Ctrl-C)", signal.SIGTERM: "SIGTERM"}
-if hasattr(signal, "SIGHUP"):
-    _SIGNALS[signal.SIGHUP] = "SIGHUP"
-
-
-def _on_signal(signum, frame):
-    for other in _SIGNALS:  # the first signal stops the run; clean-up must not be interrupted in turn
-        signal.signal(other, signal.SIG_IGN)
-    _interrupt.received = signum  # kept in case the exception lands where Python drops it
-    if not _interrupt.deferring:  # else raised when the commit under way has finished (_interrupt.deferred)
-        raise Interrupted(signum)
-
 
 def main():
     """Entry point of the ``apftools`` console script."""
-    for signum in _SIGNALS:
-        if signal.getsignal(signum) is not signal.SIG_IGN:  # an ignored signal stays ignored (nohup, `cmd &`)
-            signal.signal(signum, _on_signal)
+    _interrupt.install()
     try:
         try:
             from .cli import main as cli
@@ -45,7 +30,8 @@ def main():
         finally:
             _interrupt.check()  # a signal whose exception Python dropped still ends the run as one
     except Interrupted as stop:
-        sys.stderr.write(f"\nInterrupted by {_SIGNALS[stop.signum]}: stopped; no partial output was left\n")
+        name = _interrupt.SIGNALS[stop.signum]
+        sys.stderr.write(f"\nInterrupted by {name}: stopped; nothing half-written was left\n")
         sys.exit(128 + stop.signum)
 
 

@@ -14,9 +14,19 @@ A commit and its clean-up run :func:`deferred`: a signal inside only records
 itself and is raised when the block ends, so a swap of output folders is
 never cut between putting the new outputs in place and removing the old
 ones (a SIGTERM there once left a hidden folder of old outputs behind).
+
+A batch's worker processes install the same handler but defer signals
+while idle (an idle worker stopped by Ctrl-C died with a traceback) and
+take them only within :func:`raising`, around one pair's work.
 """
 
 import contextlib
+import signal
+
+#: The signals that stop a run, with the names the one-line message gives them.
+SIGNALS = {signal.SIGINT: "SIGINT (Ctrl-C)", signal.SIGTERM: "SIGTERM"}
+if hasattr(signal, "SIGHUP"):
+    SIGNALS[signal.SIGHUP] = "SIGHUP"
 
 
 class Interrupted(BaseException):
@@ -44,6 +54,45 @@ def deferred():
         deferring -= 1
     if not deferring:
         check()
+
+
+def _on_signal(signum, frame):
+    for other in SIGNALS:  # the first signal stops the run; clean-up must not be interrupted in turn
+        signal.signal(other, signal.SIG_IGN)
+    global received
+    received = signum  # kept in case the exception lands where Python drops it
+    if not deferring:  # else raised when the commit under way has finished (deferred)
+        raise Interrupted(signum)
+
+
+def install():
+    """Turn the signals of :data:`SIGNALS` into :class:`Interrupted`; one ignored when this runs stays ignored."""
+    for signum in SIGNALS:
+        if signal.getsignal(signum) is not signal.SIG_IGN:  # nohup, `cmd &`
+            signal.signal(signum, _on_signal)
+
+
+@contextlib.contextmanager
+def raising():
+    """Within the block a signal raises at once, even where signals are otherwise deferred (an idle worker)."""
+    global deferring
+    saved, deferring = deferring, 0
+    try:
+        check()
+        yield
+    finally:
+        deferring = saved
+
+
+@contextlib.contextmanager
+def suspended():
+    """Within the block the signal that stopped the run does not stop a commit: for the record of what was done."""
+    global received
+    saved, received = received, None
+    try:
+        yield
+    finally:
+        received = saved
 
 
 def check():

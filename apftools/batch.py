@@ -7,7 +7,10 @@ input paths, sizes and modification times, apftools version; recorded in its
 report.json as ``batch_config``) is skipped unless ``force``.  A failure
 (unreadable file, rate mismatch, silence) is recorded in that pair's row and
 the batch goes on.  Each pair's outputs appear together or not at all, so
-an interrupted batch restarted continues where it stopped.
+an interrupted batch restarted continues where it stopped.  A signal (or
+``KeyboardInterrupt``) starts no further pair and stops the running ones,
+which clean up as ``align`` does; summary.csv then lists the pairs done
+and the rest as ``interrupted``.
 
 Engines: a local :class:`concurrent.futures.ProcessPoolExecutor` (spawned
 workers, BLAS and OpenMP pinned to one thread each; the pairs of a pool a
@@ -23,12 +26,13 @@ import hashlib
 import json
 import multiprocessing
 import os
+import signal
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field, replace
 
-from . import __version__
+from . import __version__, _interrupt
 from .errors import ApftoolsError, ApftoolsValueError
 from .files import AlignOptions, align_files
 
@@ -155,28 +159,47 @@ def align_pair(pair, outdir, options, force=False):
     options = replace(options, **pair.options)
     folder = os.path.join(outdir, pair.name)
     try:
-        config = _config(pair, options)
-        earlier = None if force else _done_before(folder, config, options)
-        if earlier is not None:
-            return _row(pair.name, "skipped", started, earlier["summary"])
-        summary = align_files(pair.dry, pair.wet, folder, options, overwrite=True, extra={"batch_config": config})
-        return _row(pair.name, "done", started, summary)
+        with _interrupt.raising():
+            config = _config(pair, options)
+            earlier = None if force else _done_before(folder, config, options)
+            if earlier is not None:
+                return _row(pair.name, "skipped", started, earlier["summary"])
+            summary = align_files(pair.dry, pair.wet, folder, options, overwrite=True,
+                                  extra={"batch_config": config})
+            return _row(pair.name, "done", started, summary)
     except (ApftoolsError, OSError) as error:
         return _row(pair.name, "failed", started, error=str(error))
 
 
-def _pin_threads(workers):
+def _cut_off(pair, outdir, options, since):
+    """The row of a pair whose result a signal cut off: done (or skipped) if its outputs are complete all the same.
+
+    A signal can arrive in a worker after it committed the pair's outputs
+    and before it returned their row.
+    """
+    options = replace(options, **pair.options)
+    folder = os.path.join(outdir, pair.name)
+    report = _done_before(folder, _config(pair, options), options)
+    if report is None:
+        return _row(pair.name, "interrupted", time.perf_counter())
+    done = os.path.getmtime(os.path.join(folder, "report.json")) >= since
+    return _row(pair.name, "done" if done else "skipped", time.perf_counter(), report["summary"])
+
+
+def _start_worker(workers):
     from threadpoolctl import threadpool_limits
 
     from ._threads import SERIAL_VARIABLE
 
+    _interrupt.install()
+    _interrupt.deferring = 1  # idle, a signal only records itself; align_pair takes it (_interrupt.raising)
     threadpool_limits(1)
     if workers > 1:  # the processes fill the cores already
         os.environ[SERIAL_VARIABLE] = "1"
 
 
 def _pool(workers):
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_pin_threads,
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
                                initargs=(workers,))
 
 
@@ -192,11 +215,15 @@ def _run_local(tasks, workers, report, task=align_pair):
     unfinished = []
     with _pool(workers) as pool:
         futures = {pool.submit(task, *arguments): arguments for arguments in tasks}
-        for future in as_completed(futures):
-            try:
-                report(future.result())
-            except BrokenProcessPool:
-                unfinished.append(futures[future])
+        try:
+            for future in as_completed(futures):
+                try:
+                    report(future.result())
+                except BrokenProcessPool:
+                    unfinished.append(futures[future])
+        except BaseException:  # a signal, here or in a worker: stop every worker's pair, keep the finished ones
+            _stop(pool, futures, report)
+            raise
     for arguments in unfinished:
         with _pool(1) as pool:
             try:
@@ -206,12 +233,31 @@ def _run_local(tasks, workers, report, task=align_pair):
                             error="its worker process died (twice: alone, after its pool broke)"))
 
 
+def _stop(pool, futures, report):
+    """Start no pair, pass the workers a SIGINT (they clean up as align does), report the pairs that finished."""
+    for future in futures:
+        future.cancel()
+    for process in list(pool._processes.values()):  # the executor has no public way to signal its workers
+        try:
+            os.kill(process.pid, signal.SIGINT)
+        except ProcessLookupError:
+            pass
+    pool.shutdown(wait=True)
+    for future in futures:
+        if future.done() and not future.cancelled() and future.exception() is None:
+            report(future.result())
+
+
 def _run_dask(tasks, client, report):
     from distributed import as_completed as dask_completed
 
     futures = [client.submit(align_pair, *task, pure=False) for task in tasks]
-    for future in dask_completed(futures):
-        report(future.result())
+    try:
+        for future in dask_completed(futures):
+            report(future.result())
+    except BaseException:
+        client.cancel(futures)
+        raise
 
 
 def align_many(pairs, outdir, *, workers=None, client=None, force=False, progress=None, **align_options):
@@ -246,35 +292,45 @@ def align_many(pairs, outdir, *, workers=None, client=None, force=False, progres
     os.makedirs(outdir, exist_ok=True)
     tasks = [(pair, outdir, options, force) for pair in _unique(list(pairs), "pairs")]
     rows = {}
+    started = time.time()
 
     def report(row):
-        rows[row["name"]] = row
-        if progress is not None:
+        if progress is not None and row["name"] not in rows:
             progress(row)
+        rows[row["name"]] = row
 
-    if client is not None:
-        _run_dask(tasks, client, report)
-    elif (workers or os.cpu_count() or 1) == 1:
-        for task in tasks:
-            report(align_pair(*task))
-    else:
-        _run_local(tasks, workers or os.cpu_count(), report)
-    ordered = [rows[pair.name] for pair, *_ in tasks]
-    write_json(os.path.join(outdir, "summary.json"), ordered, overwrite=True)
-    with atomic_write(os.path.join(outdir, "summary.csv"), overwrite=True) as temporary:
-        with open(temporary, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, COLUMNS)
-            writer.writeheader()
-            writer.writerows(ordered)
-    return ordered
+    def summarise():
+        ordered = [rows.get(pair.name) or _cut_off(pair, outdir, options, started) for pair, *_ in tasks]
+        write_json(os.path.join(outdir, "summary.json"), ordered, overwrite=True)
+        with atomic_write(os.path.join(outdir, "summary.csv"), overwrite=True) as temporary:
+            with open(temporary, "w", newline="", encoding="utf-8") as handle:
+                writer = csv.DictWriter(handle, COLUMNS)
+                writer.writeheader()
+                writer.writerows(ordered)
+        return ordered
+
+    try:
+        if client is not None:
+            _run_dask(tasks, client, report)
+        elif (workers or os.cpu_count() or 1) == 1:
+            for task in tasks:
+                report(align_pair(*task))
+        else:
+            _run_local(tasks, workers or os.cpu_count(), report)
+    except (_interrupt.Interrupted, KeyboardInterrupt):
+        with _interrupt.suspended():  # the record of what was done is written before the run stops
+            summarise()
+        raise
+    return summarise()
 
 
 def aggregate(rows):
-    """One line: how many pairs were done, failed, skipped, and the median lift of the worst band."""
+    """One line: how many pairs were done, failed, skipped (interrupted), and the median lift of the worst band."""
     counts = {status: sum(r["status"] == status for r in rows) for status in ("done", "failed", "skipped")}
     lifts = sorted(r["worst_band_after_db"] - r["worst_band_before_db"] for r in rows
                    if r["status"] != "failed" and r["worst_band_after_db"] is not None
                    and r["worst_band_before_db"] is not None)
     median = f"{lifts[len(lifts) // 2]:+.2f} dB" if lifts else "n/a"
-    return (f"{len(rows)} pair(s): {counts['done']} done, {counts['failed']} failed, {counts['skipped']} skipped; "
-            f"median change of the worst band {median}")
+    interrupted = sum(r["status"] == "interrupted" for r in rows)
+    return (f"{len(rows)} pair(s): {counts['done']} done, {counts['failed']} failed, {counts['skipped']} skipped"
+            f"{f', {interrupted} interrupted' if interrupted else ''}; median change of the worst band {median}")

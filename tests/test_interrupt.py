@@ -8,6 +8,7 @@ without a traceback, and the output folder holds the earlier run's outputs
 unchanged, with no temporary file anywhere.
 """
 
+import csv
 import hashlib
 import shutil
 import signal
@@ -162,7 +163,7 @@ def test_a_signal_whose_exception_python_dropped_still_stops_every_commit(tmp_pa
 def test_a_signal_while_outputs_are_swapped_leaves_them_replaced_and_nothing_behind(tmp_path, monkeypatch, moment):
     # SIGTERM as align --force swapped its outputs into place once left hidden folders of old outputs behind
     from apftools import _interrupt, io
-    from apftools.__main__ import _on_signal
+    from apftools._interrupt import _on_signal
 
     monkeypatch.setattr(signal, "signal", lambda signum, handler: None)  # leave pytest's handlers alone
     monkeypatch.setattr(_interrupt, "received", None)
@@ -185,3 +186,26 @@ def test_a_signal_while_outputs_are_swapped_leaves_them_replaced_and_nothing_beh
             Path(folder.path("a.json")).write_text("this run")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
     assert (tmp_path / "out" / "a.json").read_text() == "this run"
+
+
+def test_an_interrupted_batch_commits_no_pair_after_the_signal_and_lists_what_it_did(tmp_path):
+    """SIGINT to the batch alone (as `timeout -s INT` sends it) once its first pair is done: the running pairs
+    stop and clean up, none is committed afterwards, and summary.csv says which pairs were done."""
+    names = [f"take{i}" for i in range(6)]
+    rows = ["dry,wet,name"] + [f"{DATA / 'dry.flac'},{DATA / 'wet.flac'},{name}" for name in names]
+    (tmp_path / "manifest.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "out"
+    process = start("batch", tmp_path / "manifest.csv", "-o", out, "--workers", "2")
+    done = lambda: [p.name for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")] if out.exists() else []  # noqa: E501,E731
+    assert wait_for(lambda: done(), process, timeout=120)
+    process.send_signal(signal.SIGINT)
+    at_signal = set(done())
+    assert_interrupted(process, signal.SIGINT)
+    with open(out / "summary.csv", newline="") as handle:
+        statuses = {row["name"]: row["status"] for row in csv.DictReader(handle)}
+    assert set(statuses) == set(names) and "interrupted" in statuses.values()
+    committed = {name for name, status in statuses.items() if status == "done"}
+    assert set(done()) == committed and len(committed - at_signal) <= 1  # a commit under way when it came ends
+    assert not staging(out)
+    for name in committed:
+        assert sorted(p.name for p in (out / name).iterdir()) == ["aligned.wav", "model.json", "report.json"]

@@ -21,8 +21,8 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "A_MAX": "structures", "R_MAX": "structures", "RANGES": "structures", "ParamRange": "structures",
     "Alignment": "model", "align": "align", "Cascade": "cascade", "sosfilt": "filtering",
-    "ApftoolsError": "errors", "ApftoolsIOError": "errors", "ApftoolsTypeError": "errors",
-    "ApftoolsValueError": "errors",
+    "ApftoolsError": "errors", "ApftoolsExistsError": "errors", "ApftoolsIOError": "errors",
+    "ApftoolsTypeError": "errors", "ApftoolsValueError": "errors",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -21,3 +21,14 @@ class ApftoolsTypeError(ApftoolsError, TypeError):
 
 class ApftoolsIOError(ApftoolsError, OSError):
     """A file could not be read or written (missing, unreadable, or would be overwritten)."""
+
+
+class ApftoolsExistsError(ApftoolsIOError):
+    """An output exists and replacing it was not asked for; ``what`` names it, the message says how to ask.
+
+    The command line says ``--force`` where Python says ``overwrite=True``.
+    """
+
+    def __init__(self, what, option="overwrite=True"):
+        super().__init__(f"{what}; pass {option} to replace it")
+        self.what = what

@@ -25,7 +25,7 @@ import soundfile
 
 from . import _interrupt
 from ._validate import validate_fs, validate_signal
-from .errors import ApftoolsIOError, ApftoolsTypeError, ApftoolsValueError
+from .errors import ApftoolsExistsError, ApftoolsIOError, ApftoolsTypeError, ApftoolsValueError
 
 #: Extension -> (libsndfile major format, subtype) used by :func:`write_audio`.
 AUDIO_FORMATS = {".wav": ("WAV", "FLOAT"), ".flac": ("FLAC", "PCM_24")}
@@ -105,15 +105,19 @@ class AudioReader:
 
     def read(self, start, stop):
         """Samples ``start`` to ``stop`` (either may lie outside the file), float64, shape (channels, stop - start)."""
-        out = np.zeros((self.channels, stop - start))
         first, last = max(start, 0), min(stop, self.frames)
-        if first < last:
-            try:
+        try:
+            out = np.zeros((self.channels, stop - start))
+            if first < last:
                 self._sound.seek(first)
                 block = self._sound.read(last - first, dtype="float64", always_2d=True)
-            except soundfile.SoundFileError as exc:
-                raise ApftoolsValueError(f"cannot decode {self.path!r} at {first / self.fs:.3f} s "
-                                         f"({getattr(exc, 'error_string', exc)})") from exc
+        except soundfile.SoundFileError as exc:
+            raise ApftoolsValueError(f"cannot decode {self.path!r} at {first / self.fs:.3f} s "
+                                     f"({getattr(exc, 'error_string', exc)})") from exc
+        except (MemoryError, ValueError):  # numpy's "array is too big": a damaged header can announce anything
+            raise ApftoolsValueError(f"{self.path!r}: {self.channels} x {stop - start} samples from {start} do not "
+                                     f"fit in memory (its header announces {self.frames} samples)") from None
+        if first < last:
             if len(block) != last - first:
                 raise ApftoolsValueError(f"{self.path!r} ended at {(first + len(block)) / self.fs:.3f} s, before "
                                          f"the {self.frames / self.fs:.3f} s its header announces")
@@ -229,7 +233,7 @@ def atomic_write(path, *, overwrite=False):
     """
     path = os.fspath(path)
     if os.path.exists(path) and not overwrite:
-        raise ApftoolsIOError(f"{path!r} exists; pass overwrite=True (--force on the command line)")
+        raise ApftoolsExistsError(f"{path!r} exists")
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise ApftoolsIOError(f"cannot write {path!r}: directory {directory!r} does not exist")
@@ -560,9 +564,8 @@ class OutputFolder:
                     f"the output folder {path!r} holds files apftools did not write ({_short_list(foreign)}); "
                     "they would be lost when the folder is replaced: choose a new or empty folder")
             if entries and not overwrite:
-                raise ApftoolsIOError(f"the output folder {path!r} holds an earlier run's outputs "
-                                      f"({_short_list(entries)}); pass overwrite=True (--force on the command line) "
-                                      "to replace them")
+                raise ApftoolsExistsError(f"the output folder {path!r} holds an earlier run's outputs "
+                                          f"({_short_list(entries)})")
         self._missing = []  # parent folders to create, nearest first
         ancestor = os.path.dirname(self.target)
         while not os.path.isdir(ancestor):

@@ -107,7 +107,8 @@ CASES = {
     "align: empty output": ("align {w}/dry.wav {w}/wet.wav -o ''", ["output folder is empty"], 1),
     "align: output is a file": ("align {w}/dry.wav {w}/wet.wav -o {w}/file", ["file"], 2),
     "align: output under a file": ("align {w}/dry.wav {w}/wet.wav -o {w}/file/out", ["is a file, not a folder"], 1),
-    "align: earlier outputs": ("align {w}/dry.wav {w}/wet.wav -o {w}/earlier", ["earlier run's outputs", "--force"], 1),
+    "align: earlier outputs": ("align {w}/dry.wav {w}/wet.wav -o {w}/earlier",
+                               ["earlier run's outputs", "pass --force to"], 1),
     "align: foreign files": ("align {w}/dry.wav {w}/wet.wav -o {w}/foreign --force",
                              ["notes.txt", "apftools did not write"], 1),
     "align: input inside output": ("align {w}/inside/aligned.wav {w}/wet.wav -o {w}/inside --force",
@@ -161,4 +162,5 @@ def test_bad_command_line_fails_cleanly_and_changes_nothing(workspace, name):
         assert len(lines) == 1, lines  # usage errors (status 2) add click's usage lines above
     for word in words:
         assert word in lines[-1], (word, lines[-1])
+    assert "overwrite=True" not in lines[-1]  # the command line's terms, not Python's
     assert snapshot(workspace) == before

@@ -122,7 +122,7 @@ def test_non_finite_samples_are_located(tmp_path):
 def test_existing_output_refused_then_replaced(tmp_path):
     path = tmp_path / "x.wav"
     write_audio(path, [0.25], FS)
-    with pytest.raises(ApftoolsIOError, match=r"x\.wav' exists; pass overwrite=True \(--force"):
+    with pytest.raises(ApftoolsIOError, match=r"x\.wav' exists; pass overwrite=True to replace it$"):
         write_audio(path, [0.5], FS)
     np.testing.assert_array_equal(read_audio(path)[0], [[0.25]])
     write_audio(path, [0.5, 0.75], FS, overwrite=True)
@@ -260,6 +260,22 @@ def test_damaged_or_random_audio_is_read_or_refused_with_an_apftools_error(audio
         assert samples.ndim == 2 and samples.shape[1] > 0 and np.all(np.isfinite(samples)) and fs > 0
 
 
+@pytest.mark.parametrize("extension, at, edit", [
+    (".flac", 22, b"_"),  # shrunk by hypothesis: STREAMINFO's sample count says 1.6e9 (24 GiB to read)
+    (".wav", 4, b"\xff\xff\xff\x7f"),  # a RIFF size far beyond the file
+])
+def test_a_header_announcing_more_than_memory_holds_is_refused_in_one_line(audio_files, tmp_path, extension, at, edit):
+    valid = dict(audio_files)[extension]
+    path = tmp_path / f"x{extension}"
+    path.write_bytes(valid[:at] + edit + valid[at + len(edit):])
+    try:
+        samples, _ = read_audio(path)
+    except ApftoolsError as error:
+        assert str(path) in str(error) and "\n" not in str(error)
+    else:
+        assert samples.shape == (2, 4800)
+
+
 # --- OutputFolder: all of a run's outputs or no change ---------------------------------------------------------------
 
 def test_output_folder_creates_replaces_whole_and_removes_what_it_made_on_failure(tmp_path):
@@ -270,7 +286,7 @@ def test_output_folder_creates_replaces_whole_and_removes_what_it_made_on_failur
         write_json(folder.path("x.json"), {"run": 1})
         write_json(folder.path("y.json"), {"run": 1})
     assert sorted(p.name for p in target.iterdir()) == ["x.json", "y.json"]
-    with pytest.raises(ApftoolsIOError, match="earlier run's outputs .*--force"):
+    with pytest.raises(ApftoolsIOError, match=r"earlier run's outputs .*; pass overwrite=True to replace it$"):
         OutputFolder(target, ["x.json", "y.json"])
     with OutputFolder(target, ["x.json", "y.json"], overwrite=True) as folder:
         write_json(folder.path("x.json"), {"run": 2})

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from ..errors import ApftoolsError
+from ..errors import ApftoolsError, ApftoolsExistsError
 from ..names import LOSS_NAMES, MAX_DELAY_S, METHODS
 
 force_option = click.option("--force", is_flag=True, help="Replace existing outputs (inputs are never replaced).")
@@ -102,6 +102,8 @@ def reports_errors(command):
             return command(*args, **kwargs)
         except BrokenPipeError:
             raise  # click's own handling: the reader went away (``| head``), nothing to report
+        except ApftoolsExistsError as error:
+            raise click.ClickException(str(ApftoolsExistsError(error.what, "--force"))) from error
         except (ApftoolsError, OSError) as error:
             raise click.ClickException(str(error)) from error
 

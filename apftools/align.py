@@ -524,9 +524,10 @@ def align(dry, wet, fs, *, sections=None, causal=False, method="lbfgs", loss="ms
     >>> fs = 48000
     >>> dry = np.random.default_rng(0).standard_normal(2 * fs)
     >>> sos = scipy.signal.butter(2, 200, "highpass", fs=fs, output="sos")
-    >>> result = align(dry, scipy.signal.sosfilt(sos, dry), fs, sections="2x2w|1x2w")
-    >>> result.report["after"]["mix_deficit_db"] > result.report["before"]["mix_deficit_db"]
-    True
+    >>> result = align(dry, scipy.signal.sosfilt(sos, dry), fs)
+    >>> headline = result.report["summary"]
+    >>> headline["method"], round(headline["before"]["worst_band_db"]), round(headline["after"]["worst_band_db"])
+    ('lbfgs', -4, 0)
     """
     start_time = time.perf_counter()
     fs = validate_fs(fs)
@@ -617,7 +618,63 @@ def align(dry, wet, fs, *, sections=None, causal=False, method="lbfgs", loss="ms
         "warnings": warnings,
         "seconds": time.perf_counter() - start_time,
     }
+    result.report["summary"] = summary(result.report)
     return result
+
+
+#: Keys of the report's before and after kept in the summary.
+_MIX_KEYS = ("mix_deficit_db", "worst_band_db", "worst_band_hz", "worst_band", "phase_error_deg")
+#: Keys of every channel group's report kept in the summary.
+_GROUP_KEYS = ("channels", "method", "latency_samples", "delay_samples", "polarity", "polarity_ambiguous", "spec",
+               "anticausal_spec", "max_group_delay_ms", "ring_time_ms", "pre_ring_ms", "post_ring_ms")
+
+
+def summary(report):
+    """The report's headline, JSON-ready: what ``apftools align`` prints (report.json's ``summary`` adds the files').
+
+    Parameters
+    ----------
+    report : dict
+        An :class:`~apftools.model.Alignment`'s ``report`` from :func:`align`.
+
+    Returns
+    -------
+    dict
+        ``method``, ``mode``, ``fs`` (Hz), ``channels``; ``groups`` (each group's model: delay and latency in
+        samples and ms, polarity, specs, ringing); ``before`` and ``after`` (overall 50/50 mix deficit in dB; of
+        several channels the worst channel's worst band and phase error, named by ``worst_band_channel`` and
+        ``phase_error_channel``, 0-based, since pooled spectra hide single-channel notches and cancel differently
+        rotated channels); ``per_channel`` (several channels only) and ``warnings``.
+    """
+    fs = report["fs"]
+    return {
+        "method": report["method"],
+        "mode": report["mode"],
+        "fs": fs,
+        "channels": report["channels"],
+        "groups": [dict({k: group[k] for k in _GROUP_KEYS}, delay_ms=1000.0 * group["delay_samples"] / fs,
+                        latency_ms=1000.0 * group["latency_samples"] / fs)
+                   for group in report["groups"]],
+        "before": _headline(report, "before"),
+        "after": _headline(report, "after"),
+        "per_channel": report["per_channel"] if report["channels"] > 1 else [],
+        "warnings": list(report["warnings"]),
+    }
+
+
+def _headline(report, side):
+    """The summary's metrics before or after: the overall deficit of all channels, and of several channels the
+    worst channel's worst band and phase error (``worst_band_channel``, ``phase_error_channel``, 0-based), since
+    pooled spectra hide single-channel notches and cancel differently rotated channels."""
+    out = {k: report[side][k] for k in _MIX_KEYS}
+    rows = [row for row in report["per_channel"] if row[side]["worst_band_db"] is not None]
+    if report["channels"] > 1 and rows:
+        worst = min(rows, key=lambda row: row[side]["worst_band_db"])
+        most = max(rows, key=lambda row: row[side]["phase_error_deg"])
+        out.update({k: worst[side][k] for k in ("worst_band_db", "worst_band_hz", "worst_band")},
+                   worst_band_channel=worst["channel"], phase_error_deg=most[side]["phase_error_deg"],
+                   phase_error_channel=most["channel"])
+    return out
 
 
 def _per_channel_report(dry, aligned, wet, fs, group_of, before, after):

@@ -18,11 +18,6 @@ from .errors import ApftoolsValueError
 
 #: Every file an alignment may write into its output folder.
 OUTPUTS = ("aligned.wav", "model.json", "report.json", "report.png", "mix.wav")
-#: Keys of report.json's before and after kept in the summary.
-_MIX_KEYS = ("mix_deficit_db", "worst_band_db", "worst_band_hz", "worst_band", "phase_error_deg")
-#: Keys of every channel group's report kept in the summary.
-_GROUP_KEYS = ("channels", "method", "latency_samples", "delay_samples", "polarity", "polarity_ambiguous", "spec",
-               "anticausal_spec", "max_group_delay_ms", "ring_time_ms", "pre_ring_ms", "post_ring_ms")
 
 
 @dataclass(frozen=True)
@@ -113,6 +108,10 @@ def align_files(dry, wet, outdir, options=AlignOptions(), *, overwrite=False, ba
         with bar("writing", eta=True) as update:
             mix = None if options.mix_ratio is None else (folder.path("mix.wav"), wet_source, options.mix_ratio)
             render_to_file(result, dry_file, folder.path("aligned.wav"), mix=mix, progress=update)
+        if options.plot:
+            from .plot import report_figure, save_figure
+
+            save_figure(report_figure(result, analysis.dry, analysis.wet), folder.path("report.png"))
         result.report["seconds"] = time.perf_counter() - started
         summary = _summary(result, fs, [os.path.join(outdir, name) for name in options.outputs()], analysis)
         report = dict(result.report, summary=summary,
@@ -123,45 +122,12 @@ def align_files(dry, wet, outdir, options=AlignOptions(), *, overwrite=False, ba
                       versions={"apftools": __version__, "python": platform.python_version()}, **(extra or {}))
         result.save(folder.path("model.json"))
         write_json(folder.path("report.json"), report)
-        if options.plot:
-            from .plot import report_figure, save_figure
-
-            save_figure(report_figure(result, analysis.dry, analysis.wet), folder.path("report.png"))
     return summary
 
 
-def _headline(report, side):
-    """The summary's metrics before or after: the overall deficit of all channels, and of several channels the
-    worst channel's worst band and phase error (``worst_band_channel``, ``phase_error_channel``, 0-based), since
-    pooled spectra hide single-channel notches and cancel differently rotated channels."""
-    out = {k: report[side][k] for k in _MIX_KEYS}
-    rows = [row for row in report["per_channel"] if row[side]["worst_band_db"] is not None]
-    if report["channels"] > 1 and rows:
-        worst = min(rows, key=lambda row: row[side]["worst_band_db"])
-        most = max(rows, key=lambda row: row[side]["phase_error_deg"])
-        out.update({k: worst[side][k] for k in ("worst_band_db", "worst_band_hz", "worst_band")},
-                   worst_band_channel=worst["channel"], phase_error_deg=most[side]["phase_error_deg"],
-                   phase_error_channel=most["channel"])
-    return out
-
-
 def _summary(result, fs, outputs, analysis):
-    """What the printed summary says, as JSON-ready data (report.json's ``summary``, ``--json``'s output)."""
-    report = result.report
-    return {
-        "method": result.method,
-        "mode": result.mode,
-        "fs": fs,
-        "channels": report["channels"],
-        "groups": [dict({k: group[k] for k in _GROUP_KEYS}, delay_ms=1000.0 * group["delay_samples"] / fs,
-                        latency_ms=1000.0 * group["latency_samples"] / fs)
-                   for group in report["groups"]],
-        "before": _headline(report, "before"),
-        "after": _headline(report, "after"),
-        "per_channel": report["per_channel"] if report["channels"] > 1 else [],
-        "excerpts": None if analysis.spans is None else len(analysis.spans),
-        "analysed_s": analysis.dry.shape[1] / fs,
-        "warnings": result.warnings,
-        "outputs": outputs,
-        "seconds": report["seconds"],
-    }
+    """What the printed summary says, as JSON-ready data (report.json's ``summary``, ``--json``'s output): the
+    alignment's own (:func:`apftools.align.summary`) and what reading and writing the files added."""
+    return dict(result.report["summary"], warnings=result.warnings,
+                excerpts=None if analysis.spans is None else len(analysis.spans),
+                analysed_s=analysis.dry.shape[1] / fs, outputs=outputs, seconds=result.report["seconds"])

@@ -507,6 +507,26 @@ def test_a_multichannel_summary_gives_the_worst_channels_band_and_phase_error(pa
     assert summary["before"]["phase_error_deg"] > 90.0  # the inverted channel's own, not a pooled cancellation
     human = run("align", dry, wet, "-o", tmp_path / "again", "--sections", SPEC).stdout.splitlines()
     assert any(line.startswith("worst 1/3-octave") and "channel" in line for line in human)
+    # the Python API's report holds the same summary (of the same audio, not rounded to the files' float32)
+    from apftools import align
+
+    report = align(pair.dry, np.vstack([pair.wet, -pair.wet]), FS, sections=SPEC).report
+    assert set(summary) - set(report["summary"]) == {"excerpts", "analysed_s", "outputs", "seconds"}
+    for side in ("before", "after"):
+        assert report["summary"][side]["worst_band_channel"] == summary[side]["worst_band_channel"]
+        assert report["summary"][side]["worst_band_db"] == pytest.approx(summary[side]["worst_band_db"], abs=0.01)
+
+
+def test_the_time_printed_includes_the_plot(inputs, tmp_path, monkeypatch):
+    import time
+
+    import apftools.plot
+
+    monkeypatch.setattr(apftools.plot, "save_figure", lambda figure, path: (time.sleep(0.5), open(path, "w").close()))
+    result = run("align", *inputs, "-o", tmp_path / "out", "--sections", SPEC, "--plot")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["seconds"] >= 0.5
+    assert float(result.stdout.splitlines()[-1].split(" in ")[-1].rstrip(" s")) >= 0.5
 
 
 @pytest.mark.skipif(shutil.which("chattr") is None, reason="needs chattr (e2fsprogs) to make a folder immutable")

@@ -189,6 +189,8 @@ def test_the_command_line_sweeps_measures_and_applies(tmp_path):
     assert result.exit_code == 0, result.output
     spec = SweepSpec.from_dict(json.loads((tmp_path / "sweep.json").read_text()))
     played, fs = soundfile.read(str(sweep_path), always_2d=True)
+    silence = spec.period / fs - 3.0  # the file is longer than --seconds: the line says by how much and why
+    assert f"2 x {spec.period / fs:.2f} s: the 3 s sweep and {silence:.2f} s of silence" in result.output
     np.testing.assert_allclose(played[:, 0], spec.signal()[0], atol=1e-7)  # float32 WAV of the description
     soundfile.write(str(recorded), -apply_delay(np.tanh(3 * played[:, 0]) / 3, 25.0), fs, subtype="FLOAT")
     result = runner.invoke(main, ["measure", str(sweep_path), str(recorded), "-o", str(out), "--sections", "2x2w"])

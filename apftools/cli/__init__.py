@@ -5,6 +5,7 @@ One module per subcommand; shared options and error handling live in
 """
 
 import importlib
+import time
 
 import click
 
@@ -34,4 +35,4 @@ class _Commands(click.Group):
 @click.pass_context
 def main(ctx, quiet):
     """Estimate the phase response of audio effects and align dry with wet signals."""
-    ctx.obj = {"quiet": quiet}
+    ctx.obj = {"quiet": quiet, "started": time.perf_counter()}  # before numpy and scipy are imported

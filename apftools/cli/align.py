@@ -2,7 +2,8 @@
 
 import click
 
-from .options import alignment_options, channel_label, echo, force_option, progress_bar, quiet_option, reports_errors
+from .options import (alignment_options, channel_label, echo, elapsed, force_option, progress_bar, quiet_option,
+                      reports_errors)
 
 
 @click.command()
@@ -75,4 +76,4 @@ def _print_summary(summary):
              "metrics are over the excerpts")
     for warning in summary["warnings"]:
         echo(f"warning: {warning}")
-    echo(f"wrote {', '.join(summary['outputs'])} in {summary['seconds']:.1f} s")
+    echo(f"wrote {', '.join(summary['outputs'])} in {elapsed() or summary['seconds']:.1f} s")

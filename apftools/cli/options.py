@@ -115,6 +115,15 @@ def is_quiet():
     return bool(ctx and ctx.find_root().obj and ctx.find_root().obj.get("quiet"))
 
 
+def elapsed():
+    """Seconds since the command started, its imports included (or None outside the ``apftools`` group)."""
+    import time
+
+    ctx = click.get_current_context(silent=True)
+    started = ctx and ctx.find_root().obj and ctx.find_root().obj.get("started")
+    return None if started is None else time.perf_counter() - started
+
+
 def echo(message=""):
     """Print a summary line unless --quiet."""
     if not is_quiet():

@@ -44,5 +44,7 @@ def sweep(output, fs, seconds, f_start, f_stop, level_dbfs, channels, repeats, m
     spec = SweepSpec(fs, seconds, f_start, f_stop, level_dbfs, channels, repeats, max_latency_ms)
     write_json(description, spec.to_dict(), overwrite=force)
     write_audio(output, spec.signal(), spec.fs, overwrite=force)
-    echo(f"wrote {output} ({spec.repeats} x {spec.period / spec.fs:.2f} s, {spec.channels} channel(s), "
+    silence = spec.period / spec.fs - spec.seconds
+    echo(f"wrote {output} ({spec.repeats} x {spec.period / spec.fs:.2f} s: the {spec.seconds:g} s sweep and "
+         f"{silence:.2f} s of silence around it for the effect's latency and tail; {spec.channels} channel(s), "
          f"{spec.f_start_hz:g} to {spec.f_stop_hz:g} Hz at {spec.level_dbfs:g} dBFS) and {description}")

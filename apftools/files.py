@@ -37,6 +37,7 @@ class AlignOptions:
     resample: bool = False
     plot: bool = False
     mix_ratio: float = None
+    bits: str = None
 
     def outputs(self):
         """The files this alignment writes."""
@@ -57,7 +58,7 @@ def _no_bar(label, eta=False):
     yield lambda fraction, text: None
 
 
-def align_files(dry, wet, outdir, options=AlignOptions(), *, overwrite=False, bar=_no_bar, extra=None):
+def align_files(dry, wet, outdir, options=AlignOptions(), *, overwrite=False, bar=_no_bar, extra=None, started=None):
     """Align the files ``dry`` and ``wet`` and write the outputs into ``outdir``; returns the summary.
 
     Parameters
@@ -74,6 +75,9 @@ def align_files(dry, wet, outdir, options=AlignOptions(), *, overwrite=False, ba
         line's progress bars).
     extra : dict, optional
         More keys for report.json (``batch`` records its configuration there).
+    started : float, optional
+        ``time.perf_counter()`` when the work started (the command line's
+        start, imports included); report.json's ``seconds`` count from it.
 
     Returns
     -------
@@ -86,7 +90,7 @@ def align_files(dry, wet, outdir, options=AlignOptions(), *, overwrite=False, ba
     from .io import AudioReader, OutputFolder, write_json
     from .render import ArrayReader, render_to_file
 
-    started = time.perf_counter()
+    started = time.perf_counter() if started is None else started
     with OutputFolder(outdir, OUTPUTS, overwrite=overwrite, inputs=(dry, wet)) as folder, \
             AudioReader(dry) as dry_file, AudioReader(wet) as wet_file:
         fs, fs_wet, wet_source = dry_file.fs, wet_file.fs, wet_file
@@ -107,7 +111,7 @@ def align_files(dry, wet, outdir, options=AlignOptions(), *, overwrite=False, ba
         result.report["warnings"] += analysis.notes + ([drift] if drift else [])
         with bar("writing", eta=True) as update:
             mix = None if options.mix_ratio is None else (folder.path("mix.wav"), wet_source, options.mix_ratio)
-            render_to_file(result, dry_file, folder.path("aligned.wav"), mix=mix, progress=update)
+            render_to_file(result, dry_file, folder.path("aligned.wav"), mix=mix, progress=update, bits=options.bits)
         if options.plot:
             from .plot import report_figure, save_figure
 
@@ -118,7 +122,8 @@ def align_files(dry, wet, outdir, options=AlignOptions(), *, overwrite=False, ba
                       inputs={"dry": os.path.abspath(dry), "wet": os.path.abspath(wet),
                               "wet_resampled_from_hz": fs_wet if fs_wet != fs else None},
                       analysis=dict(analysis.report(fs), excerpt_delays_samples=excerpt_delays),
-                      settings={k: v for k, v in asdict(options).items() if k not in ("resample", "plot", "mix_ratio")},
+                      settings={k: v for k, v in asdict(options).items()
+                                if k not in ("resample", "plot", "mix_ratio", "bits")},
                       versions={"apftools": __version__, "python": platform.python_version()}, **(extra or {}))
         result.save(folder.path("model.json"))
         write_json(folder.path("report.json"), report)

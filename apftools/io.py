@@ -26,6 +26,7 @@ import soundfile
 from . import _interrupt
 from ._validate import validate_fs, validate_signal
 from .errors import ApftoolsExistsError, ApftoolsIOError, ApftoolsTypeError, ApftoolsValueError
+from .names import SAMPLE_FORMATS
 
 #: Extension -> (libsndfile major format, subtype) used by :func:`write_audio`.
 AUDIO_FORMATS = {".wav": ("WAV", "FLOAT"), ".flac": ("FLAC", "PCM_24")}
@@ -256,12 +257,19 @@ def atomic_write(path, *, overwrite=False):
 
 
 @contextlib.contextmanager
-def audio_writer(path, fs, channels, *, overwrite=False):
+def audio_writer(path, fs, channels, *, overwrite=False, bits=None):
     """Context manager yielding ``write(block)`` that appends blocks of shape (channels, n) to a WAV or FLAC file.
 
     The file appears at ``path`` (atomically, :func:`atomic_write`) only when
     the block ends without an error; every block is checked as
     :func:`write_audio` checks its data, so a bad block leaves nothing behind.
+    ``bits`` (a key of :data:`apftools.names.SAMPLE_FORMATS`; FLAC takes 24
+    and 16) overrides the extension's sample format (:data:`AUDIO_FORMATS`).  Integer formats refuse samples
+    beyond ±1 and round to the nearest step (+1 itself to the step below);
+    16-bit samples get TPDF dither of ±1 LSB (:math:`2^{-15}`),
+    the difference of two uniform variates from a generator seeded with 0,
+    so the same input writes the same file (Lipshitz, Wannamaker and
+    Vanderkooy, "Quantization and dither: a theoretical survey", JAES 1992).
     """
     path = os.fspath(path)
     extension = os.path.splitext(path)[1].lower()
@@ -269,13 +277,19 @@ def audio_writer(path, fs, channels, *, overwrite=False):
         raise ApftoolsValueError(
             f"cannot write {path!r}: unsupported extension {extension!r}; use one of {sorted(AUDIO_FORMATS)}")
     major, subtype = AUDIO_FORMATS[extension]
+    if bits is not None:
+        if bits not in SAMPLE_FORMATS or (major == "FLAC" and bits not in ("24", "16")):
+            allowed = ("24", "16") if major == "FLAC" else tuple(SAMPLE_FORMATS)
+            raise ApftoolsValueError(f"cannot write {path!r} with bits={bits!r}: {major} takes {', '.join(allowed)}")
+        subtype = SAMPLE_FORMATS[bits]
+    dither = np.random.default_rng(0) if subtype == "PCM_16" else None
     if not 1 <= channels <= _MAX_CHANNELS:
         raise ApftoolsValueError(f"cannot write {path!r}: {channels} channels; 1 to {_MAX_CHANNELS} are possible "
                                  "(more is usually a transposed array)")
     rate = validate_fs(fs)
     if not rate.is_integer():
         raise ApftoolsValueError(f"fs must be a whole number of Hz to be stored in an audio file, got {fs!r}")
-    limit = 1.0 if subtype == "PCM_24" else float(np.finfo(np.float32).max)
+    limit = float(np.finfo(np.float32).max) if subtype == "FLOAT" else 1.0
 
     def write(block):
         block = validate_signal(block, "data")
@@ -283,9 +297,16 @@ def audio_writer(path, fs, channels, *, overwrite=False):
             raise ApftoolsValueError(f"a block of shape {block.shape} does not have the file's {channels} channels")
         peak = max(float(np.max(block, initial=0.0)), -float(np.min(block, initial=0.0)))  # no |block| copy
         if peak > limit:
-            hint = ("; FLAC stores 24-bit integers, write .wav (32-bit float) to keep them"
-                    if subtype == "PCM_24" else "")
+            hint = "" if subtype == "FLOAT" else \
+                f"; {major} of {subtype[4:]}-bit integers cannot hold them, write .wav as float to keep them"
             raise ApftoolsValueError(f"cannot write {path!r}: samples reach {peak!r}, beyond ±{limit:g}{hint}")
+        if subtype != "FLOAT":  # rounded here: libsndfile's own conversion floors (a bias of half a step)
+            step = 2.0 ** (1 - int(subtype[4:]))
+            scaled = block / step
+            if dither is not None:
+                scaled += dither.random(block.shape) - dither.random(block.shape)
+            levels = np.clip(np.round(scaled), -1.0 / step, 1.0 / step - 1.0)  # +1.0 is one step beyond the top
+            block = (levels * (step * 2.0**31)).astype(np.int32)  # left-justified, as libsndfile reads int32
         sound.write(block.T)
 
     with atomic_write(path, overwrite=overwrite) as temporary:

@@ -11,3 +11,5 @@ METHODS = ("lbfgs", "biasnet")
 LOSS_NAMES = ("mse", "esr", "ncc", "stft_sum", "mr_stft_sum")
 #: Largest bulk delay of a model, either sign, in seconds (:mod:`apftools.model`; ``--max-delay-ms``'s bound).
 MAX_DELAY_S = 10.0
+#: Sample formats of the audio apftools writes (``--bits``) -> libsndfile subtype (:func:`apftools.io.audio_writer`).
+SAMPLE_FORMATS = {"float": "FLOAT", "32": "PCM_32", "24": "PCM_24", "16": "PCM_16"}

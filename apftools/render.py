@@ -182,24 +182,26 @@ def render_model(model, x):
     return _joined(_blocks([(model, rows, rows)], source.channels, source), source.channels, source.frames)
 
 
-def render_to_file(alignment, source, path, *, mix=None, overwrite=False, progress=None):
+def render_to_file(alignment, source, path, *, mix=None, overwrite=False, progress=None, bits=None):
     """Write :func:`render_blocks` to the audio file ``path`` (:func:`apftools.io.audio_writer`, atomic).
 
     ``mix = (mix_path, wet, wet_ratio)`` writes :meth:`Alignment.mix` of the
     same blocks to ``mix_path`` too, over the dry's and the wet's common
     length (``wet`` an AudioReader or ArrayReader of 1 or the output's channel
-    count).  Returns the output's ``(channels, frames)``.
+    count).  ``bits`` is :func:`~apftools.io.audio_writer`'s sample format.
+    Returns the output's ``(channels, frames)``.
     """
     from .io import audio_writer
 
     channels = _plan(alignment, source)[1]
     with contextlib.ExitStack() as stack:
-        writers = [stack.enter_context(audio_writer(path, alignment.fs, channels, overwrite=overwrite))]
+        writers = [stack.enter_context(audio_writer(path, alignment.fs, channels, overwrite=overwrite, bits=bits))]
         if mix is not None:
             mix_path, wet, wet_ratio = mix
             if wet.channels not in (1, channels):
                 raise ApftoolsValueError(f"the wet has {wet.channels} channels; the aligned dry has {channels}")
-            writers.append(stack.enter_context(audio_writer(mix_path, alignment.fs, channels, overwrite=overwrite)))
+            writers.append(stack.enter_context(audio_writer(mix_path, alignment.fs, channels, overwrite=overwrite,
+                                                            bits=bits)))
             common = min(source.frames, wet.frames)
 
         def write(block, start):

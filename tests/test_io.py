@@ -318,3 +318,45 @@ def test_output_folder_refuses_folders_it_would_damage(tmp_path):
         OutputFolder(tmp_path / "mine", ["x.json"], overwrite=True, inputs=[tmp_path / "mine" / "notes.txt"])
     with pytest.raises(ApftoolsValueError, match="output folder is empty"):
         OutputFolder("", ["x.json"])
+
+
+# --- sample formats: rounded to the nearest step, 16 bits dithered ---------------------------------------------------
+
+@pytest.mark.parametrize("bits", ["32", "24"])
+def test_integer_formats_round_to_the_nearest_step(tmp_path, bits):
+    from apftools.io import audio_writer
+
+    x = np.random.default_rng(1).uniform(-1, 1, (2, 48000))
+    with audio_writer(tmp_path / "x.wav", 48000, 2, bits=bits) as write:
+        write(x)
+    info = soundfile.info(str(tmp_path / "x.wav"))
+    y, _ = read_audio(tmp_path / "x.wav")
+    step = 2.0 ** (1 - int(bits))
+    assert info.subtype == f"PCM_{bits}" and np.max(np.abs(y - x)) <= step / 2 * (1 + 1e-9)
+
+
+def test_16_bits_are_tpdf_dithered_unbiased_and_the_same_every_time(tmp_path):
+    from apftools.io import audio_writer
+
+    x = 0.3 * np.sin(np.arange(96000) / 9.0)[np.newaxis]
+    for name in ("a.flac", "b.flac"):
+        with audio_writer(tmp_path / name, 48000, 1, bits="16") as write:
+            write(x[:, :50000])
+            write(x[:, 50000:])
+    y, _ = read_audio(tmp_path / "a.flac")
+    error = (y - x) * 32768  # in steps: rounding (variance 1/12) plus TPDF of +-1 step (variance 1/6)
+    assert abs(np.mean(error)) < 0.01 and np.std(error) == pytest.approx(0.5, rel=0.02)
+    assert np.max(np.abs(error)) <= 1.5 + 1e-9
+    assert (tmp_path / "a.flac").read_bytes() == (tmp_path / "b.flac").read_bytes()
+
+
+def test_sample_formats_a_file_cannot_hold_are_refused(tmp_path):
+    from apftools.io import audio_writer
+
+    with pytest.raises(ApftoolsValueError, match="FLAC takes 24, 16"):
+        with audio_writer(tmp_path / "x.flac", 48000, 1, bits="32"):
+            pass
+    with pytest.raises(ApftoolsValueError, match=r"beyond ±1.*16-bit integers cannot hold them"):
+        with audio_writer(tmp_path / "x.wav", 48000, 1, bits="16") as write:
+            write(np.array([[0.5, 1.25]]))
+    assert list(tmp_path.iterdir()) == []

@@ -2,8 +2,8 @@
 
 import click
 
-from .options import (alignment_options, channel_label, echo, elapsed, force_option, progress_bar, quiet_option,
-                      reports_errors)
+from .options import (alignment_options, channel_label, echo, force_option, progress_bar, quiet_option,
+                      reports_errors, started)
 
 
 @click.command()
@@ -29,7 +29,7 @@ def align(dry, wet, outdir, settings, as_json, force):
     from ..files import AlignOptions, align_files
 
     options = AlignOptions(**settings)
-    summary = align_files(dry, wet, outdir, options, overwrite=force, bar=progress_bar)
+    summary = align_files(dry, wet, outdir, options, overwrite=force, bar=progress_bar, started=started())
     if as_json:
         click.echo(json.dumps(summary, indent=2))
     else:
@@ -76,4 +76,4 @@ def _print_summary(summary):
              "metrics are over the excerpts")
     for warning in summary["warnings"]:
         echo(f"warning: {warning}")
-    echo(f"wrote {', '.join(summary['outputs'])} in {elapsed() or summary['seconds']:.1f} s")
+    echo(f"wrote {', '.join(summary['outputs'])} in {summary['seconds']:.1f} s")

@@ -2,7 +2,7 @@
 
 import click
 
-from .options import check_output, echo, force_option, progress_bar, quiet_option, reports_errors
+from .options import bits_option, check_output, echo, force_option, progress_bar, quiet_option, reports_errors
 
 
 @click.command()
@@ -13,10 +13,11 @@ from .options import check_output, echo, force_option, progress_bar, quiet_optio
               help="Also write the aligned IN mixed with --wet at this wet ratio, to --mix-output.")
 @click.option("--wet", type=click.Path(dir_okay=False), default=None, help="With --mix: the wet file.")
 @click.option("--mix-output", type=click.Path(dir_okay=False), default=None, help="With --mix: the mix file.")
+@bits_option
 @force_option
 @quiet_option
 @reports_errors
-def apply(model, source, output, mix_ratio, wet, mix_output, force):
+def apply(model, source, output, mix_ratio, wet, mix_output, bits, force):
     """Apply the delay, polarity and allpass of MODEL (from 'apftools align') to IN."""
     import contextlib
 
@@ -40,6 +41,7 @@ def apply(model, source, output, mix_ratio, wet, mix_output, force):
                 raise ApftoolsValueError(f"--wet {wet} is at {wet_reader.fs} Hz; the model is at {alignment.fs:g} Hz")
             mix = (mix_output, wet_reader, mix_ratio)
         with progress_bar("applying", eta=True) as update:
-            channels, frames = render_to_file(alignment, reader, output, mix=mix, overwrite=force, progress=update)
+            channels, frames = render_to_file(alignment, reader, output, mix=mix, overwrite=force, progress=update,
+                                              bits=bits)
     written = output + (f" and {mix_output} ({100 * mix_ratio:g}% wet)" if mix else "")
     echo(f"wrote {written} ({channels} channel(s), {frames / reader.fs:.2f} s at {reader.fs} Hz)")

@@ -4,7 +4,7 @@ import os
 
 import click
 
-from .options import channel_label, echo, force_option, progress_bar, quiet_option, reports_errors
+from .options import channel_label, echo, force_option, progress_bar, quiet_option, reports_errors, started
 from .sweep import sidecar
 
 #: Every file ``measure`` writes into its output folder.
@@ -40,7 +40,7 @@ def measure(sweep, recorded, outdir, sections, causal, force):
     from ..io import OutputFolder, read_audio, read_json, write_audio, write_json
     from ..sweep import SweepSpec, fit_models, measure as measure_sweep
 
-    started = time.perf_counter()
+    start = started()
     try:
         check_spec(sections, causal)
     except ApftoolsValueError as error:
@@ -63,7 +63,7 @@ def measure(sweep, recorded, outdir, sections, causal, force):
         report = {**channels[0], "fs": fs, "channels": channels, "mode": alignment.mode,
                   "sweep": spec.to_dict(), "inputs": {"sweep": os.path.abspath(description),
                                                       "recorded": os.path.abspath(recorded)},
-                  "seconds": time.perf_counter() - started}
+                  "seconds": time.perf_counter() - start}
         report.pop("fit")
         write_json(folder.path("report.json"), report)
         from ..plot import measurement_figure, save_figure
@@ -80,4 +80,4 @@ def measure(sweep, recorded, outdir, sections, causal, force):
              f"{'inverted' if fit['polarity'] < 0 else 'normal'}, cascade {fit['spec']}"
              + (f" | anti-causal {fit['anticausal_spec']}" if fit["anticausal_spec"] else "")
              + f", phase error {fit['phase_error_deg']:.1f} deg")
-    echo(f"wrote {', '.join(os.path.join(outdir, name) for name in OUTPUTS)} in {time.perf_counter() - started:.1f} s")
+    echo(f"wrote {', '.join(os.path.join(outdir, name) for name in OUTPUTS)} in {time.perf_counter() - start:.1f} s")

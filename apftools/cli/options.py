@@ -8,9 +8,13 @@ import sys
 import click
 
 from ..errors import ApftoolsError, ApftoolsExistsError
-from ..names import LOSS_NAMES, MAX_DELAY_S, METHODS
+from ..names import LOSS_NAMES, MAX_DELAY_S, METHODS, SAMPLE_FORMATS
 
 force_option = click.option("--force", is_flag=True, help="Replace existing outputs (inputs are never replaced).")
+bits_option = click.option(
+    "--bits", type=click.Choice(list(SAMPLE_FORMATS)), default=None,
+    help="Sample format of the audio written: 32-bit float (keeps levels above 0 dBFS), or 32-, 24- or 16-bit "
+         "integers (16 with TPDF dither)  [default: float for .wav, 24 for .flac]")
 #: The options of one alignment, in ``--help`` order: ``align`` and ``batch`` take them all (:func:`alignment_options`).
 _ALIGNMENT_OPTIONS = (
     click.option("--sections", default=None,
@@ -41,6 +45,7 @@ _ALIGNMENT_OPTIONS = (
     click.option("--plot", is_flag=True, help="Also write report.png (phase, group delay, mix before/after)."),
     click.option("--mix", "mix_ratio", type=click.FloatRange(0, 1), default=None,
                  help="Also write mix.wav: aligned dry and wet mixed at this wet ratio."),
+    bits_option,
 )
 
 
@@ -50,7 +55,7 @@ def alignment_options(command):
 
     @functools.wraps(command)
     def wrapper(*args, sections, causal, method, polish, layers, steps, loss, max_delay_ms, seed, linked,
-                per_channel, resample, plot, mix_ratio, **kwargs):
+                per_channel, resample, plot, mix_ratio, bits, **kwargs):
         from ..align import check_spec
         from ..errors import ApftoolsValueError
 
@@ -69,7 +74,7 @@ def alignment_options(command):
         settings = dict(sections=sections, causal=causal, method=method, polish=polish, layers=layer_sizes,
                         steps=steps, loss=loss, max_delay_ms=max_delay_ms, seed=seed,
                         link="linked" if linked else "separate" if per_channel else "auto", resample=resample,
-                        plot=plot, mix_ratio=mix_ratio)
+                        plot=plot, mix_ratio=mix_ratio, bits=bits)
         return command(*args, settings=settings, **kwargs)
 
     for option in reversed(_ALIGNMENT_OPTIONS):
@@ -115,13 +120,12 @@ def is_quiet():
     return bool(ctx and ctx.find_root().obj and ctx.find_root().obj.get("quiet"))
 
 
-def elapsed():
-    """Seconds since the command started, its imports included (or None outside the ``apftools`` group)."""
+def started():
+    """``time.perf_counter()`` when the command started, before its imports (now, outside the ``apftools`` group)."""
     import time
 
     ctx = click.get_current_context(silent=True)
-    started = ctx and ctx.find_root().obj and ctx.find_root().obj.get("started")
-    return None if started is None else time.perf_counter() - started
+    return (ctx and ctx.find_root().obj or {}).get("started") or time.perf_counter()
 
 
 def echo(message=""):

@@ -97,22 +97,33 @@ def _phase_drift_deg(dry, wet, fs):
     return _phase_difference_deg(first, second)
 
 
+class NothingToAlign(ApftoolsValueError):
+    """A group of channels with nothing to align: a silent side, or a wet the dry does not explain.
+
+    :func:`align` raises it when every group is so; otherwise those groups
+    keep the identity (``method`` ``"none"``) and a warning says why.
+    """
+
+
 def _link(dry, wet, fs, link, max_delay_s):
     """Groups of channels that share one model, and the report of how they were chosen.
 
     ``link="auto"``: channel c joins the first group whose first channel
     agrees with it: bulk delays within :data:`LINK_DELAY_SAMPLES`, the same
     polarity, and phase responses (both compensated by the group's delay and
-    polarity) within :data:`LINK_PHASE_DEG`.  Otherwise it starts a group.
+    polarity) within :data:`LINK_PHASE_DEG`.  Otherwise it starts a group;
+    so does a channel with a silent side, linked to none.
     """
     n = dry.shape[0]
     if n == 1 or link != "auto":
         groups = [[c] for c in range(n)] if link == "separate" else [list(range(n))]
         return groups, {"link": link, "groups": groups, "pairs": []}
-    estimates = [estimate_delay(d, w, fs, max_delay_s) for d, w in zip(dry, wet)]
+    estimates = [estimate_delay(d, w, fs, max_delay_s) if d.any() and w.any() else None for d, w in zip(dry, wet)]
 
     def compare(i, j):
         shift = estimates[i]
+        if shift is None or estimates[j] is None:
+            return {"channels": [i, j], "silent": True, "linked": False}
         delay_difference = estimates[j].delay_samples - shift.delay_samples
         polarity_differs = estimates[j].polarity != shift.polarity
         phase = None
@@ -250,7 +261,7 @@ def _fit_group(dry, wet, fs, settings, rng, progress, before):
     report["warnings"] = warnings + more
     if not report["coherence"] >= MIN_ALIGNABLE_COHERENCE:  # NaN too
         low_band, high_band = audio_band(fs)
-        raise ApftoolsValueError(
+        raise NothingToAlign(
             f"nothing to align: between {low_band:g} and {high_band:g} Hz the dry explains almost none of the wet "
             f"(coherence {report['coherence']:.2f} at the best delay, power-weighted; at least "
             f"{MIN_ALIGNABLE_COHERENCE} is needed): is the wet this dry through the effect?")
@@ -560,14 +571,29 @@ def align(dry, wet, fs, *, sections=None, causal=False, method="lbfgs", loss="ms
 
     with blas_single_thread():
         groups, linking = _link(dry2, wet2, fs, link, max_delay_s)
-        models, reports = [], []
+        models, reports, nothing = [], [], []
         for i, channels in enumerate(groups):
             def group_progress(fraction, label, i=i):
                 progress((i + fraction) / len(groups), label)
 
             d, w = dry2[channels], wet2[channels]
-            unaligned = before if len(groups) == 1 else metrics.mix_report(d, w, fs)
-            fitted, report = _fit_group(d, w, fs, settings, rng, group_progress, unaligned)
+            where = f"channel(s) {', '.join(str(c + 1) for c in channels)}: " if n_channels > 1 else ""
+            try:
+                silent = [name for name, signal in (("dry", d), ("wet", w)) if not signal.any()]
+                if silent:
+                    raise NothingToAlign(f"nothing to align: the {silent[0]} is silent")
+                unaligned = before if len(groups) == 1 else metrics.mix_report(d, w, fs)
+                fitted, report = _fit_group(d, w, fs, settings, rng, group_progress, unaligned)
+            except NothingToAlign as error:
+                if len(groups) == 1:
+                    raise
+                nothing.append(error)
+                warnings.append(f"{where}left as they were, {error}")
+                models.append(ChannelModel(0.0, 1))
+                reports.append(dict(channels=channels, method="none", latency_samples=None, delay_samples=0.0,
+                                    polarity=1, polarity_ambiguous=False, spec=None, anticausal_spec=None,
+                                    nothing_to_align=str(error), **models[-1].ringing(fs)))
+                continue
             bulk = report["bulk_delay_samples"]  # causal mode cannot advance
             fitted = dict(zip((label, f"{label} {LARGER_SPEC}"), fitted))
             candidates = {**fitted, "none": ChannelModel(0.0, 1),
@@ -582,7 +608,6 @@ def align(dry, wet, fs, *, sections=None, causal=False, method="lbfgs", loss="ms
                             f"{fitting.phase_loss_deg(fit['phase_loss']):.1f} degrees RMS; the cascade can imitate an "
                             "inversion), so the expected one is kept: GCC-PHAT's, or the sign below the audio band "
                             "where the two disagree")
-            where = f"channel(s) {', '.join(str(c + 1) for c in channels)}: " if n_channels > 1 else ""
             warnings += [where + text for text in report.pop("warnings") + more]
             kept = candidates[chosen]  # the report describes what is kept, not what was fitted
             report.update(channels=channels, method=label if chosen in fitted else chosen,
@@ -592,6 +617,8 @@ def align(dry, wet, fs, *, sections=None, causal=False, method="lbfgs", loss="ms
             models.append(kept)
             reports.append(report)
 
+    if len(nothing) == len(groups):
+        raise nothing[0]
     methods = {r["method"] for r in reports}
     overall = next(m for m in (label, "delay-only", "none") if m in methods)
     group_of = [next(g for g, members in enumerate(groups) if c in members) for c in range(n_channels)]
@@ -653,7 +680,7 @@ def summary(report):
         "fs": fs,
         "channels": report["channels"],
         "groups": [dict({k: group[k] for k in _GROUP_KEYS}, delay_ms=1000.0 * group["delay_samples"] / fs,
-                        latency_ms=1000.0 * group["latency_samples"] / fs)
+                        latency_ms=None if group["latency_samples"] is None else 1000.0 * group["latency_samples"] / fs)
                    for group in report["groups"]],
         "before": _headline(report, "before"),
         "after": _headline(report, "after"),
@@ -687,6 +714,8 @@ def _per_channel_report(dry, aligned, wet, fs, group_of, before, after):
                  "after": {k: after[k] for k in keys}}]
 
     def scored(signal, c):
+        if not (signal.any() and wet[c].any()):  # a silent side: nothing to score
+            return dict.fromkeys(keys)
         return dict(metrics.mix_summary(signal, wet[c], fs),
                     phase_error_deg=metrics.phase_error_deg(signal, wet[c], fs))
 

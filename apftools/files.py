@@ -115,7 +115,12 @@ def align_files(dry, wet, outdir, options=AlignOptions(), *, overwrite=False, ba
         if options.plot:
             from .plot import report_figure, save_figure
 
-            save_figure(report_figure(result, analysis.dry, analysis.wet), folder.path("report.png"))
+            before, after = (result.report["summary"][side] for side in ("before", "after"))
+            title = (f"{os.path.basename(dry)} aligned with {os.path.basename(wet)} at {fs:g} Hz ({result.method}, "
+                     f"{result.mode}): worst 1/3-octave {before['worst_band_db']:.2f} -> "
+                     f"{after['worst_band_db']:.2f} dB, 50/50 mix {before['mix_deficit_db']:.2f} -> "
+                     f"{after['mix_deficit_db']:.2f} dB")
+            save_figure(report_figure(result, analysis.dry, analysis.wet, title), folder.path("report.png"))
         result.report["seconds"] = time.perf_counter() - started
         summary = _summary(result, fs, [os.path.join(outdir, name) for name in options.outputs()], analysis)
         report = dict(result.report, summary=summary,

@@ -461,7 +461,8 @@ def residual_delay_samples(dry, wet, fs):
 
     From :func:`apftools.delay.estimate_delay` (positive: the wet lags),
     channel by channel: summed over channels, the cross-spectra of channels
-    of opposite polarity cancel.
+    of opposite polarity cancel.  Channels with a silent side have none
+    (NaN if every channel has one).
     """
     return _residual_delay(*_checked(dry, wet, fs))
 
@@ -469,7 +470,8 @@ def residual_delay_samples(dry, wet, fs):
 def _residual_delay(dry, wet, fs):
     from .delay import estimate_delay
 
-    return max((float(estimate_delay(d, w, fs).delay_samples) for d, w in zip(dry, wet)), key=abs)
+    return max((float(estimate_delay(d, w, fs).delay_samples) for d, w in zip(dry, wet) if d.any() and w.any()),
+               key=abs, default=float("nan"))
 
 
 def mix_summary(dry, wet, fs):

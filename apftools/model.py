@@ -150,14 +150,15 @@ class ChannelModel:
                 "ring_time_ms": 1000.0 * max(pre, post) / fs, "pre_ring_ms": 1000.0 * pre / fs,
                 "post_ring_ms": 1000.0 * post / fs}
 
-    def response(self, freqs_hz, fs):
+    def response(self, freqs_hz, fs, bulk=True):
         """Phase (radians, unwrapped) and group delay (samples) of the whole model at ``freqs_hz``.
 
-        Both include the bulk delay; the phase includes the polarity (pi when inverted).
+        Both include the bulk delay unless ``bulk`` is False; the phase includes the polarity (pi when inverted).
         """
         phase, delay = self.allpass_response(freqs_hz)
+        shift = self.delay_samples if bulk else 0.0
         omega = 2 * np.pi * np.asarray(freqs_hz, dtype=float) / fs
-        return phase - omega * self.delay_samples + (np.pi if self.polarity < 0 else 0.0), delay + self.delay_samples
+        return phase - omega * shift + (np.pi if self.polarity < 0 else 0.0), delay + shift
 
     def check(self, fs, where="model"):
         """Raise unless this model is valid at sample rate ``fs`` (Hz, validated): the rules of the module docstring."""

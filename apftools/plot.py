@@ -27,7 +27,13 @@ def _decorate(ax, ylabel):
     ax.grid(True, which="both", alpha=0.3)
 
 
-def report_figure(alignment, dry, wet):
+#: Colours that mean one thing in every panel: the unaligned mix and the aligned one ...
+BEFORE, AFTER = "tab:red", "tab:blue"
+#: ... and one per channel group (measured and fitted, phase, group delay and impulse response).
+GROUP_COLOURS = ("tab:green", "tab:purple", "tab:brown", "tab:olive", "tab:cyan", "tab:pink", "tab:gray")
+
+
+def report_figure(alignment, dry, wet, title=None):
     """Five panels: phase and group delay (measured vs fitted), mix per band, mix per wet ratio, impulse response.
 
     (a) The phase of the wet relative to the dry after the model's bulk
@@ -37,28 +43,38 @@ def report_figure(alignment, dry, wet):
     is below :data:`COHERENT`.  (b) The same as group delay in ms, the
     model's largest marked.  (c) The 50/50 mix deficit per third octave
     before and after, with IEC nominal band labels and a marker on every
-    value.  (d) The mix deficit against the wet ratio of a dry/wet knob,
-    overall and in the worst band.  (e) The aligning filter's impulse
-    response (cascades only, bulk delay excluded) in dB, with the 60 dB ring
-    times before and after the impulse.  One curve per channel group.
+    value; of several channels, each band's worst channel (the summary's
+    worst band is a channel's, not the pooled mix's).  (d) The mix deficit
+    against the wet ratio of a dry/wet knob, overall and in the worst band.
+    (e) The aligning filter's impulse response (cascades only, bulk delay
+    excluded) in dB, with the 60 dB ring times before and after the
+    impulse.  Before and after are :data:`BEFORE` and :data:`AFTER` in
+    every panel; channel groups take :data:`GROUP_COLOURS`.  ``title``
+    heads the figure (the files, rate and result).
     """
     fs = alignment.fs
     report = alignment.report  # its before and after, or (a model loaded from a file) measured here
-    aligned = None if "after" in report else np.atleast_2d(alignment.apply(dry))
     dry, wet, _ = channel_layout(dry, wet)  # the pairs the model was fitted on
-    if aligned is None:
+    aligned = np.atleast_2d(alignment.apply(dry[:1] if alignment.dry_channels == 1 else dry))[:, :dry.shape[-1]]
+    if "after" in report:
         before, after = report["before"], report["after"]
     else:
-        before, after = mix_summary(dry, wet, fs), mix_summary(aligned[:, :dry.shape[-1]], wet, fs)
-    figure = Figure(figsize=(12, 12), layout="constrained")
+        before, after = mix_summary(dry, wet, fs), mix_summary(aligned, wet, fs)
+    figure = Figure(figsize=(12, 12.5 if title else 12), layout="constrained")
+    if title:
+        figure.suptitle(title)
     grid = figure.add_gridspec(3, 2)
     phase_ax, delay_ax = figure.add_subplot(grid[0, 0]), figure.add_subplot(grid[0, 1])
     bands_ax = figure.add_subplot(grid[1, :])
     ratio_ax, impulse_ax = figure.add_subplot(grid[2, 0]), figure.add_subplot(grid[2, 1])
     groups = alignment.groups() or [list(range(dry.shape[0]))]
     span = 1.0  # ms either side of the impulse that panel (e) shows, at least
-    for model, channels in zip(alignment.models, groups):
+    for g, (model, channels) in enumerate(zip(alignment.models, groups)):
+        colour = GROUP_COLOURS[g % len(GROUP_COLOURS)]
         label = "" if len(groups) == 1 else f" ch{'+'.join(str(c + 1) for c in channels)}"
+        if not (dry[channels].any() and wet[channels].any()):  # a silent side: nothing measured, nothing fitted
+            impulse_ax.plot([], [], color=colour, label=f"nothing to align{label}: a side is silent")
+            continue
         shifted = model.polarity * apply_delay(dry[channels], model.delay_samples)
         measured = log_grid(transfer_function(shifted, wet[channels], fs))
         freqs, dense = measured.freqs_hz, np.geomspace(*audio_band(fs), 1024)  # dense: as ChannelModel.ringing
@@ -68,58 +84,71 @@ def report_figure(alignment, dry, wet):
         fitted_phase, fitted_tau = model.allpass_response(dense)
         for ax, values, fitted, scale in ((phase_ax, near, fitted_phase, 180 / np.pi),
                                           (delay_ax, measured.group_delay, fitted_tau, 1000 / fs)):
-            ax.plot(freqs[coherent], scale * values[coherent], ".", ms=3, label=f"measured{label}")
-            ax.plot(freqs[~coherent], scale * values[~coherent], ".", ms=3, color="0.75",
-                    label=f"measured, coherence < {COHERENT:g}" if ax is phase_ax and not label else None)
-            ax.plot(dense, scale * fitted, lw=2, label=f"fitted allpass{label}")
+            ax.plot(freqs[coherent], scale * values[coherent], ".", ms=3, color=colour, alpha=0.5,
+                    label=f"measured{label}")
+            ax.plot(freqs[~coherent], scale * values[~coherent], ".", ms=3, color="0.8",
+                    label=f"measured, coherence < {COHERENT:g}" if ax is phase_ax and g == 0 else None)
+            ax.plot(dense, scale * fitted, lw=2, color=colour, label=f"fitted allpass{label}")
         peak = int(np.argmax(np.abs(fitted_tau)))
         delay_ax.annotate(f"largest {1000 * fitted_tau[peak] / fs:.2f} ms", (dense[peak], 1000 * fitted_tau[peak] / fs),
                           xytext=(12, -12 if fitted_tau[peak] > 0 else 12), textcoords="offset points",
                           va="top" if fitted_tau[peak] > 0 else "bottom", arrowprops={"arrowstyle": "->"})  # inside
+        if model.cascade is None and model.anticausal is None:
+            impulse_ax.plot([], [], color=colour, label=f"no allpass kept{label}: delay and polarity only")
+            continue
         times, h = model.impulse_response()
         magnitude = np.abs(h) / np.max(np.abs(h))
         ring = model.ringing(fs)
-        line, = impulse_ax.plot(1000 * times / fs, 20 * np.log10(np.maximum(magnitude, 1e-6)), lw=1,
-                                label=f"impulse response{label}: rings {ring['pre_ring_ms']:.1f} ms before, "
-                                      f"{ring['post_ring_ms']:.1f} ms after")
+        impulse_ax.plot(1000 * times / fs, 20 * np.log10(np.maximum(magnitude, 1e-6)), lw=1, color=colour,
+                        label=f"impulse response{label}: rings {ring['pre_ring_ms']:.1f} ms before, "
+                              f"{ring['post_ring_ms']:.1f} ms after")
         for edge_ms in (-ring["pre_ring_ms"], ring["post_ring_ms"]):
             if edge_ms:
-                impulse_ax.axvline(edge_ms, color=line.get_color(), ls=":", lw=1)
+                impulse_ax.axvline(edge_ms, color=colour, ls=":", lw=1)
         span = max(span, ring["pre_ring_ms"], ring["post_ring_ms"])
     phase_ax.set_title("(a) phase of the wet relative to the delayed, polarity-corrected dry")
     _decorate(phase_ax, "phase (degrees)")
-    phase_ax.legend(loc="lower left", fontsize=8)
+    phase_ax.legend(loc="best", fontsize=8)
     delay_ax.set_title("(b) group delay beyond the bulk delay")
     _decorate(delay_ax, "group delay (ms)")
-    delay_ax.legend(loc="upper right", fontsize=8)
+    delay_ax.legend(loc="best", fontsize=8)
 
+    several = dry.shape[0] > 1
     positions = np.arange(len(before["bands_hz"]))
-    for values, name, offset, marker in ((before, "before", -0.2, "s"), (after, "after", 0.2, "o")):
-        deficit = np.array(values["band_deficit_db"], dtype=float)  # None -> NaN: bands without energy
-        bars = bands_ax.bar(positions + offset, deficit, 0.4, alpha=0.5, label=name)
+    for signal, values, name, offset, marker, colour in ((dry, before, "before", -0.2, "s", BEFORE),
+                                                         (aligned, after, "after", 0.2, "o", AFTER)):
+        if several:  # each band's worst channel, as the summary's worst band is a channel's
+            rows = np.array([mix_summary(signal[c], wet[c], fs)["band_deficit_db"] if signal[c].any() and wet[c].any()
+                             else [None] * len(positions) for c in range(dry.shape[0])], dtype=float)
+            deficit = np.min(np.where(np.isnan(rows), np.inf, rows), axis=0)  # bands without energy stay NaN
+            deficit[np.isinf(deficit)] = np.nan
+        else:
+            deficit = np.array(values["band_deficit_db"], dtype=float)  # None -> NaN: bands without energy
+        bands_ax.bar(positions + offset, deficit, 0.4, alpha=0.5, color=colour,
+                     label=f"{name}{', worst channel' if several else ''}")
         # a marker on every value, so a band at 0 dB (a good result) still shows
-        bands_ax.plot(positions + offset, deficit, marker, ms=4, ls="none", color=bars.patches[0].get_facecolor(),
-                      alpha=1.0)
+        bands_ax.plot(positions + offset, deficit, marker, ms=4, ls="none", color=colour)
     bands_ax.set_xticks(positions, before["band_labels"], rotation=90, fontsize=8)
     bands_ax.set_xlim(-0.7, len(positions) - 0.3)
     bands_ax.set_xlabel("third-octave band (IEC 61260-1 nominal centre)")
     bands_ax.set_ylabel("50/50 mix deficit (dB)")
-    bands_ax.set_title("(c) level lost by a 50/50 dry/wet mix, per band (0 dB = coherent sum)")
+    bands_ax.set_title("(c) level lost by a 50/50 dry/wet mix, per band (0 dB = coherent sum)"
+                       + (", in each band's worst channel" if several else ""))
     bands_ax.axhline(0.0, color="k", lw=0.8)
     bands_ax.grid(True, axis="y", alpha=0.3)
     bands_ax.legend(loc="lower right")
 
-    for values, name in ((before, "before"), (after, "after")):
+    for values, name, colour in ((before, "before", BEFORE), (after, "after", AFTER)):
         curve = values["mix_ratio_curve"]
         ratio = 100 * np.array(curve["wet_ratio"])
-        line, = ratio_ax.plot(ratio, curve["mix_deficit_db"], "o-", ms=3, label=f"{name}, overall")
-        ratio_ax.plot(ratio, np.array(curve["worst_band_db"], dtype=float), "--", color=line.get_color(),
+        ratio_ax.plot(ratio, curve["mix_deficit_db"], "o-", ms=3, color=colour, label=f"{name}, overall")
+        ratio_ax.plot(ratio, np.array(curve["worst_band_db"], dtype=float), "--", color=colour,
                       label=f"{name}, worst band")
     ratio_ax.set_xlabel("wet ratio (%)")
     ratio_ax.set_ylabel("mix deficit (dB)")
     ratio_ax.set_title("(d) the dry/wet knob: mix deficit at every wet ratio")
     ratio_ax.grid(True, alpha=0.3)
-    ratio_ax.legend(loc="lower center", fontsize=8)
+    ratio_ax.legend(loc="best", fontsize=8)
 
     impulse_ax.axhline(20 * np.log10(RING_LEVEL), color="k", lw=0.8, ls="--", label="-60 dB (ring time)")
     impulse_ax.set_ylim(-100, 5)
@@ -132,19 +161,22 @@ def report_figure(alignment, dry, wet):
     return figure
 
 
-def response_figure(alignment, n_points=512):
-    """Phase and group delay of a model (bulk delay included in the group delay)."""
+def response_figure(alignment, n_points=512, bulk=True):
+    """Phase and group delay of a model, the bulk delay included unless ``bulk`` is False."""
     fs = alignment.fs
     freqs = np.geomspace(10.0, 0.49 * fs, n_points)
     figure = Figure(figsize=(9, 6.5), layout="constrained")
     phase_ax, delay_ax = figure.subplots(2, 1)
-    for model, members in zip(alignment.models, alignment.groups() or [None]):
+    for g, (model, members) in enumerate(zip(alignment.models, alignment.groups() or [None])):
         label = "all channels" if members is None else f"channel {'+'.join(str(c + 1) for c in members)}"
-        phase, tau = model.response(freqs, fs)
-        phase_ax.plot(freqs, np.degrees(phase), label=label)
-        delay_ax.plot(freqs, 1000 * tau / fs, label=label)
+        if not bulk:
+            label += f" (beyond its {model.delay_samples:+.2f} samples)"
+        phase, tau = model.response(freqs, fs, bulk)
+        colour = GROUP_COLOURS[g % len(GROUP_COLOURS)]
+        phase_ax.plot(freqs, np.degrees(phase), color=colour, label=label)
+        delay_ax.plot(freqs, 1000 * tau / fs, color=colour, label=label)
     _decorate(phase_ax, "phase (degrees)")
-    phase_ax.set_title(f"model phase response (fs = {fs:g} Hz)")
+    phase_ax.set_title(f"model phase response (fs = {fs:g} Hz){'' if bulk else ', bulk delay excluded'}")
     phase_ax.legend()
     _decorate(delay_ax, "group delay (ms)")
     return figure

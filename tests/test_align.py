@@ -192,6 +192,29 @@ def test_soundfiles_samples_by_channels_layout_is_named_in_the_error():
         align(stereo, stereo, FS)
 
 
+@pytest.mark.parametrize("link", ["auto", "separate"])
+@pytest.mark.parametrize("other", ["silent", "unrelated"])
+def test_a_channel_with_nothing_to_align_keeps_the_identity_and_says_why(link, other):
+    from apftools.align import NothingToAlign
+
+    pair = make_pair("2x2w", FS, 2.0, delay_samples=12.0, polarity=-1, rng=0)
+    right = 0 * pair.wet if other == "silent" else pair.wet[..., ::-1]  # time-reversed: unrelated to the dry
+    result = align(pair.dry, np.vstack([pair.wet, right]), FS, sections="2x2w", link=link)
+    left, nothing = result.report["groups"]
+    assert (left["method"], left["spec"], left["polarity"]) == ("lbfgs", "2x2w", -1)
+    assert (nothing["method"], nothing["delay_samples"], nothing["polarity"], nothing["spec"]) == ("none", 0, 1, None)
+    x = np.random.default_rng(1).standard_normal(FS)
+    np.testing.assert_array_equal(result.apply(x)[1], x)  # the identity
+    reason = "the wet is silent" if other == "silent" else "coherence 0.0"
+    assert any(w.startswith("channel(s) 2: left as they were, nothing to align") and reason in w
+               for w in result.warnings)
+    assert result.report["per_channel"][0]["after"]["worst_band_db"] > -0.1
+    # nothing anywhere: refused, as for one channel
+    with pytest.raises(ApftoolsValueError if other == "silent" else NothingToAlign,
+                       match="silent" if other == "silent" else reason):
+        align(pair.dry, np.vstack([right, right]), FS, sections="2x2w", link=link)
+
+
 def test_delay_and_polarity_only_effect():
     dry = pink_noise(FS, FS, np.random.default_rng(5))[0]
     wet = -np.concatenate([np.zeros(100), dry[:-100]])

@@ -213,6 +213,29 @@ def test_the_report_figure_has_its_five_panels_labelled(pair):
     # a model read back from its file carries no report: the figure measures the same curve itself
     loaded = report_figure(Alignment.from_dict(result.to_dict()), pair.dry, pair.wet)
     np.testing.assert_allclose(loaded.axes[3].get_lines()[2].get_ydata(), y, atol=1e-9)
+    # before and after have one colour each in every panel
+    from apftools.plot import AFTER, BEFORE
+
+    from matplotlib.colors import to_rgba
+    assert [line.get_color() for line in ratio.get_lines()] == [BEFORE, BEFORE, AFTER, AFTER]
+    assert {to_rgba(p.get_facecolor())[:3] for p in bands.patches} == {to_rgba(BEFORE)[:3], to_rgba(AFTER)[:3]}
+
+
+def test_the_report_figure_shows_each_bands_worst_channel_and_says_when_no_allpass_was_kept(pair):
+    from apftools import align
+    from apftools.metrics import mix_summary
+    from apftools.plot import report_figure
+
+    wet = np.vstack([pair.wet, -pair.wet[..., ::-1]])  # the right channel unrelated: nothing to align there
+    result = align(pair.dry, wet, FS, sections=SPEC, link="separate")
+    figure = report_figure(result, pair.dry, wet, title="a title")
+    bands, impulse = figure.axes[2], figure.axes[4]
+    before = np.array([mix_summary(pair.dry, w, FS)["band_deficit_db"] for w in wet], dtype=float)
+    heights = np.array([p.get_height() for p in bands.patches[:before.shape[1]]])
+    np.testing.assert_allclose(heights, np.min(before, axis=0), atol=1e-9)
+    assert "worst channel" in bands.get_title() and figure.get_suptitle() == "a title"
+    legend = [t.get_text() for t in impulse.get_legend().get_texts()]
+    assert [result.models[1].cascade, legend[1]] == [None, "no allpass kept ch2: delay and polarity only"]
 
 
 def test_mix_is_the_weighted_sum_of_aligned_and_wet(happy, inputs):
@@ -429,6 +452,13 @@ def test_response_json_holds_the_models_response(happy):
     np.testing.assert_allclose(group["phase_deg"], np.degrees(phase), rtol=1e-12)  # unrounded, unlike the table
     np.testing.assert_allclose(group["group_delay_samples"], delay, rtol=1e-12)
     assert data["fs"] == FS and group["polarity"] == -1 and group["freqs_hz"][0] == 31.25
+    # without the bulk delay: the phase differs from the whole model's by exactly omega * delay
+    bare = json.loads(run("response", model, "--json", "--without-delay").stdout)["groups"][0]
+    omega = 2 * np.pi * np.array(group["freqs_hz"]) / FS
+    np.testing.assert_allclose(np.radians(np.subtract(bare["phase_deg"], group["phase_deg"])),
+                               omega * group["delay_samples"], rtol=1e-9)
+    np.testing.assert_allclose(np.subtract(group["group_delay_samples"], bare["group_delay_samples"]),
+                               group["delay_samples"], rtol=1e-9)
 
 
 def test_response_plot_writes_a_png(happy, tmp_path):

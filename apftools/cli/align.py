@@ -49,13 +49,17 @@ def _print_summary(summary):
         pre = f", {group['pre_ring_ms']:.0f} ms before it" if group["pre_ring_ms"] else ""
         echo(f"{' ' * len(where)}largest group delay {group['max_group_delay_ms']:+.2f} ms, "
              f"rings {group['post_ring_ms']:.0f} ms after the impulse{pre} (60 dB){kept}")
-        echo(f"{' ' * len(where)}latency {group['latency_samples']:.2f} samples ({group['latency_ms']:.3f} ms): "
-             "the effect's, for delay compensation")
+        if group["latency_samples"] is not None:  # None: nothing to align in these channels
+            echo(f"{' ' * len(where)}latency {group['latency_samples']:.2f} samples ({group['latency_ms']:.3f} ms): "
+                 "the effect's, for delay compensation")
     mode = summary["mode"]
     echo(f"model: {summary['method']} ({mode}{': for files, not real time' if mode == 'offline' else ''})")
     if several:
         for row in summary["per_channel"]:
             b, a = row["before"], row["after"]
+            if b["mix_deficit_db"] is None:
+                echo(f"{channel_label([row['channel']])}: a side is silent, nothing to score")
+                continue
             echo(f"{channel_label([row['channel']])}: mix {b['mix_deficit_db']:6.2f} -> {a['mix_deficit_db']:6.2f} "
                  f"dB, worst band {b['worst_band_db']:6.2f} dB ({b['worst_band']}) -> {a['worst_band_db']:6.2f} dB "
                  f"({a['worst_band']}), phase error {b['phase_error_deg']:5.1f} -> {a['phase_error_deg']:5.1f} deg")

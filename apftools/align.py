@@ -649,6 +649,49 @@ def align(dry, wet, fs, *, sections=None, causal=False, method="lbfgs", loss="ms
     return result
 
 
+def score(dry, wet, fs, alignment=None):
+    """The summary's metrics of ``dry`` against ``wet``: as they are, and through ``alignment`` if given.
+
+    Scores an aligned file (or any take) against a wet, or a saved model on
+    a pair, without fitting anything: the same metrics :func:`align`
+    reports (:func:`summary`'s ``before``, ``after`` and ``per_channel``).
+
+    Parameters
+    ----------
+    dry, wet : array_like, shape (channels, samples) or (samples,)
+        The layouts :func:`align` accepts.
+    fs : float
+        Sample rate in Hz.
+    alignment : Alignment, optional
+        A model at ``fs`` to apply to ``dry`` for ``after``; without one,
+        ``after`` is None.
+
+    Returns
+    -------
+    dict
+        ``channels``, ``before``, ``after`` and ``per_channel`` (rows of
+        ``channel``, ``before``, ``after``).
+    """
+    fs = validate_fs(fs)
+    dry2, wet2, dry_channels = channel_layout(dry, wet)
+    if alignment is not None and alignment.fs != fs:
+        raise ApftoolsValueError(f"the model is at {alignment.fs:g} Hz, the audio at {fs:g} Hz")
+    n_channels, n = dry2.shape
+    with blas_single_thread():
+        before = metrics.mix_report(dry2, wet2, fs)
+        if alignment is None:
+            aligned, after = dry2, before
+        else:
+            aligned = np.atleast_2d(alignment.apply(dry2[:dry_channels] if dry_channels == 1 else dry2))[:, :n]
+            after = metrics.mix_report(aligned, wet2, fs)
+        report = {"channels": n_channels, "before": before, "after": after,
+                  "per_channel": _per_channel_report(dry2, aligned, wet2, fs, [0] * n_channels, before, after)}
+    sides = ("before",) if alignment is None else ("before", "after")
+    rows = [dict({side: row[side] for side in sides}, channel=row["channel"]) for row in report["per_channel"]]
+    return dict({side: None for side in ("before", "after")}, channels=n_channels,
+                **{side: _headline(report, side) for side in sides}, per_channel=rows if n_channels > 1 else [])
+
+
 #: Keys of the report's before and after kept in the summary.
 _MIX_KEYS = ("mix_deficit_db", "worst_band_db", "worst_band_hz", "worst_band", "phase_error_deg")
 #: Keys of every channel group's report kept in the summary.

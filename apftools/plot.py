@@ -198,7 +198,9 @@ def measurement_figure(measurements, alignment):
     (within 180 degrees of the fit), its excess (allpass) part (where the
     magnitude is within 60 dB of its peak), and the fitted model's; (c)
     group delay beyond the latency (ms), measured and fitted; (d) the level
-    of every harmonic order re the fundamental, against the input frequency.
+    of every harmonic order re the fundamental, against the input frequency,
+    above the noise floor (the SNR below the fundamental; below it a level
+    is noise or rounding, not a harmonic).
     """
     from .response import measured_group_delay
 
@@ -227,9 +229,12 @@ def measurement_figure(measurements, alignment):
         tau = measured_group_delay(measured.freqs_hz, measured.h, fs)[inside] - latency
         delay_ax.plot(freqs, 1000 * tau / fs, ".", ms=2, label=f"measured{label}")
         delay_ax.plot(freqs, 1000 * (fitted_tau - latency) / fs, lw=2, label=f"fitted model{label}")
+        floor = -measured.snr_db  # harmonics below the noise floor are not measured: noise, or rounding
         for order, (inputs, level) in measured.harmonic_curves.items():
-            if len(inputs):
-                harmonic_ax.plot(inputs, level, label=f"H{order}{label}")
+            if np.any(level > floor):
+                harmonic_ax.plot(inputs, np.where(level > floor, level, np.nan), label=f"H{order}{label}")
+        harmonic_ax.axhline(floor, color=GROUP_COLOURS[c % len(GROUP_COLOURS)], ls=":", lw=1,
+                            label=f"noise floor{label} (SNR {measured.snr_db:.0f} dB)")
     for ax, title, ylabel in ((magnitude_ax, "(a) magnitude", "level (dB)"),
                               (phase_ax, "(b) phase after the latency and polarity", "phase (degrees)"),
                               (delay_ax, "(c) group delay beyond the latency", "group delay (ms)"),

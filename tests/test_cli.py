@@ -113,6 +113,23 @@ def test_bits_sets_the_sample_format_of_every_audio_output(tmp_path):
     assert refused.exit_code == 1 and "FLAC takes 24, 16" in refused.stderr
 
 
+def test_score_gives_aligns_numbers_without_fitting(happy, inputs, monkeypatch):
+    import apftools.fit
+
+    monkeypatch.setattr(apftools.fit, "fit_frequency", None)  # nothing is fitted
+    report = json.loads((happy[1] / "report.json").read_text())["summary"]
+    model = json.loads(run("score", *inputs, "--model", happy[1] / "model.json", "--json").stdout)
+    for side in ("before", "after"):
+        for key in ("mix_deficit_db", "worst_band_db", "phase_error_deg"):
+            assert model[side][key] == pytest.approx(report[side][key], abs=1e-9), (side, key)
+    aligned = json.loads(run("score", happy[1] / "aligned.wav", inputs[1], "--json").stdout)
+    assert aligned["after"] is None
+    for key in ("mix_deficit_db", "worst_band_db"):  # aligned.wav is the model's output, rounded to float32
+        assert aligned["before"][key] == pytest.approx(report["after"][key], abs=0.01)
+    human = run("score", happy[1] / "aligned.wav", inputs[1]).stdout.splitlines()
+    assert human[0].startswith("50/50 mix deficit") and "->" not in human[0]
+
+
 def test_model_json_renders_aligned_wav(happy, inputs):
     _, outdir = happy
     dry, _ = read(inputs[0])

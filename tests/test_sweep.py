@@ -95,6 +95,13 @@ def test_harmonics_of_a_memoryless_nonlinearity_match_the_analytic_levels(name, 
     np.testing.assert_allclose(20 * np.log10(h / gain), 0.0, atol=0.05)
     assert measured.thd_percent == pytest.approx(
         100 * np.sqrt(sum(10 ** (v / 10) for v in measured.harmonics_db.values())))
+    if name == "x + 0.1 x^2":  # no odd harmonics: the figure draws no curve of rounding noise for them
+        from apftools.align import ChannelModel
+        from apftools.plot import measurement_figure
+
+        harmonic_ax = measurement_figure([measured], Alignment(fs, [ChannelModel(0.0, 1)])).axes[3]
+        drawn = {line.get_label(): line.get_ydata() for line in harmonic_ax.get_lines()}
+        assert "H2" in drawn and "H3" not in drawn and np.nanmin(drawn["H2"]) > -measured.snr_db
 
 
 def test_repeats_agree_unless_the_effect_changes_between_them():

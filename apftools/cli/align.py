@@ -37,7 +37,6 @@ def align(dry, wet, outdir, settings, as_json, force):
 
 
 def _print_summary(summary):
-    before, after = summary["before"], summary["after"]
     several = summary["channels"] > 1
     for group in summary["groups"]:
         where = f"{channel_label(group['channels'])}: " if several else ""
@@ -54,30 +53,46 @@ def _print_summary(summary):
                  "the effect's, for delay compensation")
     mode = summary["mode"]
     echo(f"model: {summary['method']} ({mode}{': for files, not real time' if mode == 'offline' else ''})")
-    if several:
-        for row in summary["per_channel"]:
-            b, a = row["before"], row["after"]
-            if b["mix_deficit_db"] is None:
-                echo(f"{channel_label([row['channel']])}: a side is silent, nothing to score")
-                continue
-            echo(f"{channel_label([row['channel']])}: mix {b['mix_deficit_db']:6.2f} -> {a['mix_deficit_db']:6.2f} "
-                 f"dB, worst band {b['worst_band_db']:6.2f} dB ({b['worst_band']}) -> {a['worst_band_db']:6.2f} dB "
-                 f"({a['worst_band']}), phase error {b['phase_error_deg']:5.1f} -> {a['phase_error_deg']:5.1f} deg")
-
-    def band(side):  # of several channels, the headline's band and phase error are a named channel's
-        where = f", {channel_label([side['worst_band_channel']])}" if "worst_band_channel" in side else ""
-        return f"{side['worst_band_db']:7.2f} dB ({side['worst_band']}{where})"
-
-    def phase(side):
-        where = f" ({channel_label([side['phase_error_channel']])})" if "phase_error_channel" in side else ""
-        return f"{side['phase_error_deg']:7.1f} deg{where}"
-
-    echo(f"50/50 mix deficit  {before['mix_deficit_db']:7.2f} dB -> {after['mix_deficit_db']:7.2f} dB")
-    echo(f"worst 1/3-octave   {band(before)} -> {band(after)}")
-    echo(f"phase error        {phase(before)} -> {phase(after)}")
+    print_metrics(summary)
     if summary["excerpts"] is not None:
         echo(f"analysed {summary['excerpts']} excerpt(s), {summary['analysed_s']:.0f} s of the file; "
              "metrics are over the excerpts")
     for warning in summary["warnings"]:
         echo(f"warning: {warning}")
     echo(f"wrote {', '.join(summary['outputs'])} in {summary['seconds']:.1f} s")
+
+
+def print_metrics(summary):
+    """The lines of a summary's metrics, before -> after (before alone where ``after`` is None): every
+    channel's (of several), then the headline, whose band and phase error are a named channel's."""
+
+    def both(sides, cell):
+        return " -> ".join(cell(side) for side in sides if side is not None)
+
+    def mix(width, unit=""):
+        return lambda side: f"{side['mix_deficit_db']:{width}.2f}{unit}"
+
+    def band(width):
+        def cell(side):
+            where = f", {channel_label([side['worst_band_channel']])}" if "worst_band_channel" in side else ""
+            return f"{side['worst_band_db']:{width}.2f} dB ({side['worst_band']}{where})"
+        return cell
+
+    def phase(width, unit=""):
+        def cell(side):
+            where = f" ({channel_label([side['phase_error_channel']])})" if "phase_error_channel" in side else ""
+            return f"{side['phase_error_deg']:{width}.1f}{unit}{where}"
+        return cell
+
+    if summary["channels"] > 1:
+        for row in summary["per_channel"]:
+            sides = row["before"], row.get("after")
+            if sides[0]["mix_deficit_db"] is None:
+                echo(f"{channel_label([row['channel']])}: a side is silent, nothing to score")
+                continue
+            echo(f"{channel_label([row['channel']])}: mix {both(sides, mix(6))} dB, worst band "
+                 f"{both(sides, band(6))}, phase error {both(sides, phase(5))} deg")
+    sides = summary["before"], summary["after"]
+    echo(f"50/50 mix deficit  {both(sides, mix(7, ' dB'))}")
+    echo(f"worst 1/3-octave   {both(sides, band(7))}")
+    echo(f"phase error        {both(sides, phase(7, ' deg'))}")

@@ -262,11 +262,15 @@ class ResponseModel:
             return (*response, np.zeros(np.shape(theta)[:-1]), np.zeros(np.shape(theta)))
         return (*response, *ring_penalty(sos, d_sos, self.rho, *self.gate, self.rho_low))
 
+    @property
+    def ring(self):
+        """The ring penalty's constants for the kernels: ``(rho, rho_low, c_on, c_off)``, or None without it."""
+        return None if self.rho is None else (self.rho, self.rho_low, *self.gate)
+
     def losses(self, params, mode, targets, target_of_row, weights, ring_weight, scale=0.0):
         """Compiled loss and gradient of rows ``(theta, tau)`` (:func:`apftools._fitkernel.objective`)."""
         c = self._compiled
-        ring = () if self.rho is None else (self.rho, self.rho_low, *self.gate)
-        rho, rho_low, c_on, c_off = ring or (np.empty(0),) * 4
+        rho, rho_low, c_on, c_off = self.ring or (np.empty(0),) * 4
         return _fitkernel.objective(np.ascontiguousarray(params, dtype=float), mode, targets,
                                     np.asarray(target_of_row, dtype=np.int64), weights, c["omega"], c["e"],
                                     c["signs"], c["n_poles"], c["kinds"], c["columns"], c["fs"], c["table"],
@@ -279,6 +283,38 @@ class ResponseModel:
                                    c["n_poles"], c["kinds"], c["columns"], c["fs"], c["table"])
 
 
+class _Objective:
+    """One of the stage-1 losses of a :class:`ResponseModel`: called on a batch of ``(theta, tau)`` rows as
+    :func:`apftools.lbfgs.minimize` calls an objective, or minimised in compiled code (:meth:`minimize`)."""
+
+    def __init__(self, model, mode, targets, negative, weights, ring_weight, scale=0.0):
+        self.model, self.mode, self.targets, self.negative = model, mode, targets, negative
+        self.weights, self.ring_weight, self.scale = weights, ring_weight, scale
+
+    def _targets_of(self, n_rows, rows):
+        which = self.negative if len(self.negative) == 1 else self.negative[np.arange(n_rows) if rows is None
+                                                                             else rows]
+        return np.broadcast_to(which, n_rows).astype(np.int64)
+
+    def __call__(self, params, rows=None):
+        """Values (B,) and gradients (B, P + 1) of rows ``params`` (``rows``: their indices, for per-row targets)."""
+        return self.model.losses(params, self.mode, self.targets, self._targets_of(len(params), rows), self.weights,
+                                 self.ring_weight, self.scale)
+
+    def minimize(self, x0, max_iter, lower=None):
+        """:func:`apftools.lbfgs.minimize` of this loss from every row of ``x0``, compiled
+        (:func:`apftools._fitkernel.minimize`)."""
+        x0 = np.ascontiguousarray(x0, dtype=float)
+        c = self.model._compiled
+        rho, rho_low, c_on, c_off = self.model.ring or (np.empty(0),) * 4
+        x, fun, nit, evaluations = _fitkernel.minimize(
+            x0, int(max_iter), -math.inf if lower is None else float(lower), self.mode, self.targets,
+            self._targets_of(len(x0), None), self.weights, c["omega"], c["e"], c["signs"], c["n_poles"], c["kinds"],
+            c["columns"], c["fs"], c["table"], rho, rho_low, c_on, c_off, float(self.ring_weight), float(self.scale),
+            10, 2.220446049250313e-09, 1e-5, 1e-4, 20)
+        return lbfgs.BatchResult(x, fun, nit, int(evaluations.sum()))
+
+
 def _shape_objective(model, tf, scale=2.0):
     r"""Group-delay loss :math:`L_\tau` of a batch of ``(theta, tau)`` rows, and its gradient.
 
@@ -289,12 +325,8 @@ def _shape_objective(model, tf, scale=2.0):
     phase noise leaves in a measured group delay.  Compiled
     (:func:`apftools._fitkernel.objective`).
     """
-    weights, targets = settle(tf.weights), tf.group_delay[None].astype(complex)
-
-    def objective(params, rows=None):
-        return model.losses(params, 1, targets, np.zeros(len(params)), weights, RING_WEIGHTS["shape"], scale)
-
-    return objective
+    return _Objective(model, 1, tf.group_delay[None].astype(complex), np.zeros(1, bool), settle(tf.weights),
+                      RING_WEIGHTS["shape"], scale)
 
 
 def _phase_objective(model, tf, polarity):
@@ -304,17 +336,9 @@ def _phase_objective(model, tf, polarity):
     ``rows`` the objective's second argument picks (:func:`apftools.lbfgs.minimize`).
     Compiled (:func:`apftools._fitkernel.objective`).
     """
-    weights = settle(tf.weights)
     measured = _fitkernel.phasors(tf.h)
-    targets = np.array([measured, -measured])
-    negative = np.reshape(polarity, -1) < 0
-
-    def objective(params, rows=None):
-        which = negative[0] if len(negative) == 1 else negative[np.arange(len(params)) if rows is None else rows]
-        return model.losses(params, 0, targets, np.broadcast_to(which, len(params)), weights,
-                            RING_WEIGHTS["phase"])
-
-    return objective
+    return _Objective(model, 0, np.array([measured, -measured]), np.reshape(polarity, -1) < 0, settle(tf.weights),
+                      RING_WEIGHTS["phase"])
 
 
 def phase_loss(cascade, tf, theta, delay_samples, polarity, anticausal=None, anticausal_theta=None):
@@ -466,8 +490,8 @@ def fit_frequency(cascade, tf, *, anticausal=None, min_delay_samples=None, polar
     phase wrapping, so its landscape is far smoother than the phase's) from
     ``n_starts`` starts, each scouted for ``scout_iter`` iterations.  Then the
     ``n_polish`` best shapes run to convergence and the distinct ones are
-    polished on :math:`L_\varphi` for both polarities.  Each step evaluates
-    all the starts it runs at once (:func:`apftools.lbfgs.minimize`).  The opposite polarity wins if its
+    polished on :math:`L_\varphi` for both polarities, each step in compiled
+    code (:func:`apftools._fitkernel.minimize`).  The opposite polarity wins if its
     loss is below ``polarity_margin`` times the given one's while the given
     one's is above ``polarity_floor`` (it fits badly: a causal cascade that
     cannot follow an EQ's lead fitted 0.19 against 0.017 inverted), or below
@@ -585,11 +609,10 @@ def fit_frequency(cascade, tf, *, anticausal=None, min_delay_samples=None, polar
     if min_delay_samples is not None:
         delays = np.maximum(delays, min_delay_samples)
     shape = _shape_objective(model, tf)
-    # successive halving: every start gets a short run, the best few run to convergence; the starts are
-    # evaluated together (lbfgs.minimize): one call for 32 costs about twice one for a single start
-    scouts = lbfgs.minimize(shape, np.column_stack([thetas, delays]), scout_iter, min_delay_samples)
+    # successive halving: every start gets a short run, the best few run to convergence
+    scouts = shape.minimize(np.column_stack([thetas, delays]), scout_iter, min_delay_samples)
     best = np.argsort(scouts.fun)[:n_polish]
-    shaped = lbfgs.minimize(shape, scouts.x[best], max_iter, min_delay_samples)
+    shaped = shape.minimize(scouts.x[best], max_iter, min_delay_samples)
     order = np.argsort(shaped.fun)
     kept = order[_distinct(shaped.fun[order])]
     signs = np.repeat([polarity, -polarity], len(kept))  # both polarities from every distinct shape, at once
@@ -603,7 +626,7 @@ def fit_frequency(cascade, tf, *, anticausal=None, min_delay_samples=None, polar
         shift = np.abs(anchored[:, -1] - shapes[:, -1])
         anchored = anchored[(shift >= 0.5) & (shift <= ANCHOR_WINDOW_S * tf.fs)]
         starts, signs = np.vstack([starts, anchored]), np.concatenate([signs, np.full(len(anchored), polarity)])
-    phased = lbfgs.minimize(_phase_objective(model, tf, signs), starts, max_iter, min_delay_samples)
+    phased = _phase_objective(model, tf, signs).minimize(starts, max_iter, min_delay_samples)
     losses = phased.fun if dense is None else _dense_losses(dense_model, dense, signs, phased.x)
     best = {sign: np.flatnonzero(signs == sign)[np.argmin(losses[signs == sign])] for sign in (1, -1)}
     expected, other = losses[best[polarity]], losses[best[-polarity]]

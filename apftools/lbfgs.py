@@ -1,14 +1,14 @@
-r"""L-BFGS over a batch of independent problems, evaluated together.
+r"""L-BFGS over a batch of independent problems, evaluated together: the numpy reference of the fit's minimiser.
 
 Stage 1 of the fit (:func:`apftools.fit.fit_frequency`) minimises the same
-loss from many starts.  One evaluation of the cascade's response costs about
-twice as much for 16 starts stacked as for one (a single one is dominated by
-the overhead of some hundred small numpy calls), so :func:`minimize` runs every start's
-L-BFGS side by side and evaluates the objective once per round for all
-starts still running, at each one's next trial point (the first of an
-iteration, or a backtrack: no start waits for another's line search).
-Each start keeps its own history, step length and stopping test; starts
-that have stopped are not evaluated again.
+loss from many starts, in compiled code (:func:`apftools._fitkernel.minimize`,
+the same algorithm row after row).  This is that algorithm for any objective
+over a batch: :func:`minimize` runs every start's L-BFGS side by side and
+evaluates the objective once per round for all starts still running, at
+each one's next trial point (the first of an iteration, or a backtrack: no
+start waits for another's line search).  Each start keeps its own history,
+step length and stopping test; starts that have stopped are not evaluated
+again.  The tests check it against scipy and the compiled minimiser against it.
 
 The algorithm is limited-memory BFGS (Nocedal and Wright, *Numerical
 Optimization*, 2nd ed., Springer 2006: Algorithm 7.4 for the two-loop

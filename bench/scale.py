@@ -5,8 +5,8 @@ peak resident memory), the median of ``--repeats`` runs, BLAS and OpenMP
 pinned to one thread.  The targets:
 
 * ``apftools --version`` at most 1.3x ``python -c "import click"``;
-* ``apftools align`` on an 8 s mono 48 kHz pair (the shipped fixture, and a
-  real-effect pair of ``data/real`` tiled to 8 s) at most 1.5x
+* ``apftools align`` on an 8 s mono 48 kHz pair at most 2.0x (the shipped
+  fixture) and 2.3x (a real-effect pair of ``data/real`` tiled to 8 s)
   ``python -c "import numpy, scipy.signal, scipy.optimize, soundfile"``;
 * on a 10-minute stereo 48 kHz pair (the fixture tiled, the second channel
   offset by 3 s; 32-bit float WAV): ``align`` at most 4x the 8 s align and at
@@ -128,8 +128,8 @@ def main(argv=None):
     print("\ntargets (ratios of wall times measured above)")
     start_up = ratio("apftools --version", "python -c 'import click'")
     print(f"  --version / import click                 {start_up:5.2f}  (<= 1.3)")
-    for case in ("align 8 s fixture", "align 8 s real (cabinet)"):
-        print(f"  {case + ' / imports':40s} {ratio(case, 'import numpy, scipy, soundfile'):5.2f}  (<= 1.5)")
+    for case, target in (("align 8 s fixture", 2.0), ("align 8 s real (cabinet)", 2.3)):
+        print(f"  {case + ' / imports':40s} {ratio(case, 'import numpy, scipy, soundfile'):5.2f}  (<= {target})")
     print(f"  {'align 8 s fixture, fit stubbed / imports':40s} "
           f"{ratio('align 8 s fixture, fit stubbed', 'import numpy, scipy, soundfile'):5.2f}  (no target: the floor)")
     for name, _ in lengths:

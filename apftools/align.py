@@ -408,7 +408,7 @@ def _choose(candidates, fs, dry, wet, before):
 
     Every candidate is scored (:func:`apftools.metrics.mix_summary`; the
     kept one's full :func:`~apftools.metrics.mix_report`) on every
-    third-octave band with energy.  A
+    third-octave window with energy (:func:`apftools.bands.window_centres`).  A
     fallback (:data:`FALLBACKS`) is harmless when it leaves no band more
     than :data:`HARM_TOLERANCE_DB` worse than unaligned; a fitted model
     (there may be two: :data:`LARGER_SPEC`), when
@@ -427,7 +427,8 @@ def _choose(candidates, fs, dry, wet, before):
     results = dict(zip(names, together(*(lambda model=candidates[name]: scored(model) for name in names))))
     aligned = {name: signal for name, (signal, _) in results.items()}
     scores = {name: results[name][1] if name in results else before for name in candidates}
-    bands = {name: np.array(score["band_deficit_db"], dtype=float) for name, score in scores.items()}  # None -> NaN
+    # judged on every third-octave window, not only the IEC bands: a notch two bands split counts fully
+    bands = {name: np.array(score["window_deficit_db"], dtype=float) for name, score in scores.items()}  # None: NaN
     fallback = np.fmax.reduce([bands[name] for name in FALLBACKS if name in bands])  # NaN only where none has energy
     reference = {name: bands["none"] if name in FALLBACKS else fallback for name in scores}
     harm = {name: metrics.band_harm_db(reference[name], bands[name]) for name in scores}
@@ -439,7 +440,7 @@ def _choose(candidates, fs, dry, wet, before):
 
     def harmed(name):
         return ", ".join(f"{label} ({b:.2f} -> {a:.2f} dB)"
-                         for label, b, a in zip(before["band_labels"], reference[name], bands[name])
+                         for label, b, a in zip(before["window_labels"], reference[name], bands[name])
                          if a < b - HARM_TOLERANCE_DB)  # False for NaN bands
 
     def baseline(name):
@@ -639,7 +640,7 @@ def align(dry, wet, fs, *, sections=None, causal=False, method="lbfgs", loss="ms
         "linking": linking,
         "before": before,
         "after": after,
-        "harm_db": metrics.band_harm_db(before["band_deficit_db"], after["band_deficit_db"]),
+        "harm_db": metrics.band_harm_db(before["window_deficit_db"], after["window_deficit_db"]),
         "groups": reports,
         "per_channel": _per_channel_report(dry2, aligned, wet2, fs, group_of, before, after),
         "warnings": warnings,

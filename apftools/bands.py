@@ -9,6 +9,11 @@ all use it.
 Third octaves follow IEC 61260-1 (base 2): centres :math:`1000 \cdot 2^{k/3}`
 Hz, edges :math:`f_c 2^{\pm 1/6}`; reports name them by their nominal
 mid-band frequencies (:func:`nominal_hz`: 25, 31.5, 40, ... 12 500 Hz).
+The metrics judge a mix on third-octave *windows* a sixth of an octave
+apart (:func:`window_centres`): the IEC bands and the bands halfway between
+them, so a notch that two IEC bands split between them counts fully in
+one window (a cabinet's notch at 1.4 kHz read -0.30 dB in the 1.25 and 1.6
+kHz bands and -0.64 dB in the window between them).
 """
 
 import numpy as np
@@ -63,3 +68,26 @@ def band_label(centre_hz):
     """``"25 Hz"``, ``"1 kHz"``, ``"12.5 kHz"``: a third octave named by its nominal frequency (:func:`nominal_hz`)."""
     value = nominal_hz(centre_hz)
     return f"{value / 1000:g} kHz" if value >= 1000 else f"{value:g} Hz"
+
+
+def window_centres(fs):
+    r"""Centres (Hz) of the third-octave windows the metrics judge: :math:`1000 \cdot 2^{k/6}`, every IEC
+    band of :func:`third_octave_centres` and each one halfway (a sixth of an octave) to the next.
+
+    Window :math:`k` spans :math:`f_k 2^{\pm 1/6}`, from one neighbour's centre to the other's.
+    """
+    iec = third_octave_centres(fs)
+    return np.sort(np.concatenate([iec, iec[:-1] * 2 ** (1 / 6)]))
+
+
+def window_label(centre_hz):
+    """An IEC band's label (:func:`band_label`) for a window centred on one, else ``"1.25-1.6 kHz"``: the two
+    bands a window halfway between them straddles."""
+    steps = 6.0 * np.log2(float(centre_hz) / 1000.0)
+    if abs(steps / 2 - round(steps / 2)) < 0.25:
+        return band_label(centre_hz)
+    low, high = (nominal_hz(centre_hz * 2 ** (sign / 6)) for sign in (-1, 1))
+    if high >= 1000:
+        return f"{low / 1000:g}-{high / 1000:g} kHz"
+    return f"{low:g}-{high:g} Hz"
+

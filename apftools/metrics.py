@@ -214,7 +214,7 @@ def _ratio_curve(freqs, sums, fs, ratios):
     for ratio in ratios:
         numerator, denominator = _at_ratio(sums, ratio)
         overall.append(_deficit(numerator, denominator))
-        _, band_db = worst_band(*_bands(freqs, numerator, denominator, fs))
+        _, band_db = worst_band(*_windows(freqs, numerator, denominator, fs))
         worst.append(None if np.isnan(band_db) else band_db)
     return {"wet_ratio": [float(r) for r in ratios], "mix_deficit_db": overall, "worst_band_db": worst}
 
@@ -224,9 +224,21 @@ def third_octave_centres(fs):
     return bands.third_octave_centres(validate_fs(fs))
 
 
-def _band_sums(freqs, values, fs):
-    index = bands.third_octave_index(freqs, fs)
-    return np.bincount(index[index >= 0], values[index >= 0], len(bands.third_octave_centres(fs)))
+def _window_sums(freqs, values, fs):
+    """``values`` summed over the bins of every third-octave window (:func:`apftools.bands.window_centres`).
+
+    The even windows are the IEC bands and the odd ones the bands halfway between; neither set overlaps
+    itself, so each is one ``bincount``.
+    """
+    centres = bands.window_centres(fs)
+    sums = np.empty(len(centres))
+    for first in (0, 1):
+        own = centres[first::2]
+        edges = np.append(own * 2 ** (-1 / 6), own[-1] * 2 ** (1 / 6))
+        index = np.searchsorted(edges, freqs, side="right") - 1
+        inside = (index >= 0) & (index < len(own))
+        sums[first::2] = np.bincount(index[inside], values[inside], len(own))
+    return sums
 
 
 def _band_deficit(band_num, band_den):
@@ -236,9 +248,10 @@ def _band_deficit(band_num, band_den):
     return deficit
 
 
-def _bands(freqs, numerator, denominator, fs):
-    return bands.third_octave_centres(fs), _band_deficit(_band_sums(freqs, numerator, fs),
-                                                         _band_sums(freqs, denominator, fs))
+def _windows(freqs, numerator, denominator, fs):
+    """Window centres (Hz) and the mix deficit in each (dB; NaN below :data:`BAND_FLOOR`): the judged bands."""
+    return bands.window_centres(fs), _band_deficit(_window_sums(freqs, numerator, fs),
+                                                   _window_sums(freqs, denominator, fs))
 
 
 def fit_bands(band_level_db):
@@ -261,12 +274,15 @@ def fit_bands(band_level_db):
     return np.where(np.isnan(level), np.nan, level >= 10.0 * np.log10(BAND_FLOOR) - FIT_MARGIN_DB)
 
 
-def band_mix_deficit_db(dry, wet, fs):
-    r"""The mix deficit (:func:`mix_deficit_db`) per third-octave band.
+def band_mix_deficit_db(dry, wet, fs, windows=False):
+    r"""The mix deficit (:func:`mix_deficit_db`) per third-octave band, or per judged window.
 
     Bands are centred on :func:`third_octave_centres` with edges
     :math:`f_c\, 2^{\pm 1/6}`; each band sums the STFT bins in
-    :math:`[f_c 2^{-1/6}, f_c 2^{1/6})`.
+    :math:`[f_c 2^{-1/6}, f_c 2^{1/6})`.  With ``windows``, the same for
+    every window of :func:`apftools.bands.window_centres` (the bands and
+    those halfway between them): what the worst band and the harm are
+    judged on, so that a notch split between two bands counts fully.
 
     Parameters
     ----------
@@ -274,6 +290,8 @@ def band_mix_deficit_db(dry, wet, fs):
         Same number of channels; the common length is used.
     fs : float
         Sample rate in Hz.
+    windows : bool
+        Every judged window rather than the IEC bands alone.
 
     Returns
     -------
@@ -288,7 +306,8 @@ def band_mix_deficit_db(dry, wet, fs):
     """
     dry, wet, fs = _checked(dry, wet, fs)
     freqs, sums = _mix_sums(dry, wet, fs)
-    return _bands(freqs, *_at_ratio(sums, 0.5), fs)
+    centres, deficit = _windows(freqs, *_at_ratio(sums, 0.5), fs)
+    return (centres, deficit) if windows else (centres[::2], deficit[::2])
 
 
 def worst_band(centres, deficit):
@@ -487,13 +506,16 @@ def mix_summary(dry, wet, fs):
     Returns
     -------
     dict
-        ``mix_deficit_db``, ``worst_band_hz``, ``worst_band_db`` (NaN only if
-        every band is NaN), ``worst_band`` (its nominal label, "12.5 kHz"),
+        ``mix_deficit_db``, ``worst_band_hz``, ``worst_band_db`` (the worst
+        judged window, NaN only if every one is NaN), ``worst_band`` (its
+        label, "12.5 kHz" or "1.25-1.6 kHz": :func:`apftools.bands.window_label`),
         ``bands_hz``, ``band_labels`` and ``band_deficit_db``
         (:func:`band_mix_deficit_db` as lists, None for its NaN bands),
         ``band_level_db`` (each band's energy :math:`\\sum (|D| + |gW|)^2`
-        re the loudest band's, dB; None where it has no bin), and
-        ``mix_ratio_curve`` (:func:`mix_ratio_curve`).
+        re the loudest window's, dB; None where it has no bin),
+        ``window_labels`` and ``window_deficit_db`` (every judged window's,
+        ``band_mix_deficit_db(windows=True)``), and ``mix_ratio_curve``
+        (:func:`mix_ratio_curve`, whose worst band is a window's too).
     """
     return _summary(*_checked(dry, wet, fs))
 
@@ -501,20 +523,26 @@ def mix_summary(dry, wet, fs):
 def _summary(dry, wet, fs):
     freqs, sums = _mix_sums(dry, wet, fs)
     numerator, denominator = _at_ratio(sums, 0.5)
-    energy = _band_sums(freqs, denominator, fs)
-    centres, band_deficit = bands.third_octave_centres(fs), _band_deficit(_band_sums(freqs, numerator, fs), energy)
-    band_hz, band_db = worst_band(centres, band_deficit)
+    energy = _window_sums(freqs, denominator, fs)
+    windows, deficit = bands.window_centres(fs), _band_deficit(_window_sums(freqs, numerator, fs), energy)
+    band_hz, band_db = worst_band(windows, deficit)
     level = np.full(len(energy), -np.inf)
     level[energy > 0] = 10.0 * np.log10(energy[energy > 0] / np.max(energy))
+
+    def listed(values):  # JSON: no NaN
+        return [None if not np.isfinite(v) else float(v) for v in values]
+
     return {
         "mix_deficit_db": _deficit(numerator, denominator),
         "worst_band_hz": band_hz,
         "worst_band_db": band_db,
-        "worst_band": None if np.isnan(band_hz) else bands.band_label(band_hz),
-        "bands_hz": centres.tolist(),
-        "band_labels": [bands.band_label(c) for c in centres],
-        "band_deficit_db": [None if np.isnan(v) else float(v) for v in band_deficit],  # JSON: no NaN
-        "band_level_db": [None if np.isinf(v) else float(v) for v in level],
+        "worst_band": None if np.isnan(band_hz) else bands.window_label(band_hz),
+        "bands_hz": windows[::2].tolist(),
+        "band_labels": [bands.band_label(c) for c in windows[::2]],
+        "band_deficit_db": listed(deficit[::2]),
+        "band_level_db": listed(level[::2]),
+        "window_labels": [bands.window_label(c) for c in windows],
+        "window_deficit_db": listed(deficit),
         "mix_ratio_curve": _ratio_curve(freqs, sums, fs, WET_RATIOS),
     }
 

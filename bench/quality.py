@@ -37,8 +37,9 @@ error in that row; the run goes on.
 
 Metrics, per case, method and wet channel and over all channels (``"all"``),
 all from :mod:`apftools.metrics`: the 50/50 mix deficit, the worst
-third-octave band and its centre, the *harm* (the largest loss of any band
-with energy against ``raw``, :func:`apftools.metrics.band_harm_db`), the
+third-octave window and its centre (windows a sixth of an octave apart:
+:func:`apftools.bands.window_centres`), the *harm* (the largest loss of any
+window with energy against ``raw``, :func:`apftools.metrics.band_harm_db`), the
 weighted phase error, the fitted model's largest cascade group delay over
 20 Hz to min(20 kHz, 0.45 fs) (a ringing indicator), and wall seconds.
 
@@ -197,7 +198,7 @@ def score(aligned, wet, fs, raw_bands):
     """Metrics of one aligned signal (C, N) against the wet: per channel and "all"; band deficits for harm."""
     rows, bands = [], []
     for channel, (a, w) in [(str(c), (aligned[c], wet[c])) for c in range(wet.shape[0])] + [("all", (aligned, wet))]:
-        centres, band_db = metrics.band_mix_deficit_db(a, w, fs)
+        centres, band_db = metrics.band_mix_deficit_db(a, w, fs, windows=True)  # the judge's windows
         hz, worst = metrics.worst_band(centres, band_db)
         rows.append({"channel": channel, "mix_deficit_db": metrics.mix_deficit_db(a, w, fs), "worst_band_db": worst,
                      "worst_band_hz": hz, "phase_error_deg": metrics.phase_error_deg(a, w, fs)})

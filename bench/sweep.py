@@ -42,7 +42,7 @@ DEFAULT_CASES = ("sox-eq-chain-guitar-48k", "caps-cabinet-guitar-48k", "lsp-fir-
 
 
 def worst_band(aligned, wet, fs):
-    return float(np.nanmin(band_mix_deficit_db(aligned, wet, fs)[1]))
+    return float(np.nanmin(band_mix_deficit_db(aligned, wet, fs, windows=True)[1]))
 
 
 def run(cases_dir, name):

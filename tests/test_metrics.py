@@ -7,7 +7,7 @@ import pytest
 import scipy.signal
 
 from apftools import metrics
-from apftools.bands import band_label, nominal_hz, third_octave_centres
+from apftools.bands import band_label, nominal_hz, third_octave_centres, window_label
 from apftools.errors import ApftoolsTypeError, ApftoolsValueError
 
 FS = 48000
@@ -159,27 +159,44 @@ def test_mix_report(noise, hilbert, monkeypatch):
     monkeypatch.setattr(metrics, "_residual_delay", lambda dry, wet, fs: 1.5)  # tested on its own
     report = metrics.mix_report(noise, hilbert, FS)
     assert list(report) == ["mix_deficit_db", "worst_band_hz", "worst_band_db", "worst_band", "bands_hz",
-                            "band_labels", "band_deficit_db", "band_level_db", "mix_ratio_curve", "phase_error_deg",
-                            "esr", "ncc",
-                            "coherence", "residual_delay_samples"]
+                            "band_labels", "band_deficit_db", "band_level_db", "window_labels", "window_deficit_db",
+                            "mix_ratio_curve", "phase_error_deg", "esr", "ncc", "coherence", "residual_delay_samples"]
     centres, deficits = metrics.band_mix_deficit_db(noise, hilbert, FS)
+    windows, judged = metrics.band_mix_deficit_db(noise, hilbert, FS, windows=True)
+    np.testing.assert_array_equal(windows[::2], centres)  # every IEC band is a window
     assert report.pop("bands_hz") == centres.tolist()
     assert report.pop("band_labels") == [band_label(c) for c in centres]
-    assert report.pop("worst_band") == band_label(report["worst_band_hz"])
+    assert report.pop("window_labels") == [window_label(c) for c in windows]
+    assert report.pop("worst_band") == window_label(report["worst_band_hz"])
     assert report.pop("mix_ratio_curve") == metrics.mix_ratio_curve(noise, hilbert, FS)
     np.testing.assert_array_equal(np.array(report.pop("band_deficit_db"), dtype=float), deficits)  # None -> NaN
+    np.testing.assert_array_equal(np.array(report.pop("window_deficit_db"), dtype=float), judged)
     levels = np.array(report.pop("band_level_db"), dtype=float)
     assert np.nanmax(levels) == 0.0 and np.all(np.isnan(levels) == np.isnan(deficits))  # white noise: all bands
     assert all(type(value) is float for value in report.values())
     json.dumps(report, allow_nan=False)
     assert report["mix_deficit_db"] == metrics.mix_deficit_db(noise, hilbert, FS)
-    assert (report["worst_band_hz"], report["worst_band_db"]) == metrics.worst_band(
-        *metrics.band_mix_deficit_db(noise, hilbert, FS))
+    assert (report["worst_band_hz"], report["worst_band_db"]) == metrics.worst_band(windows, judged)
     assert report["phase_error_deg"] == metrics.phase_error_deg(noise, hilbert, FS)
     assert report["coherence"] == metrics.coherence_summary(noise, hilbert, FS)
     assert report["esr"] == metrics.esr(noise, hilbert)
     assert report["ncc"] == metrics.ncc(noise, hilbert)
     assert report["residual_delay_samples"] == 1.5
+
+
+def test_a_notch_between_two_bands_counts_fully_in_the_window_between_them(noise):
+    # a narrow allpass at 1.41 kHz, the edge between the 1.25 and 1.6 kHz bands: the mix cancels there, and
+    # the two bands each hold half of the notch
+    b, a = scipy.signal.iirpeak(1410.0, 8.0, fs=FS)
+    wet = scipy.signal.lfilter(a[::-1], a, noise)  # the allpass with the peak filter's poles
+    centres, bands_db = metrics.band_mix_deficit_db(noise, wet, FS)
+    windows, judged = metrics.band_mix_deficit_db(noise, wet, FS, windows=True)
+    between = int(np.argmin(np.abs(windows - 1000.0 * 2 ** (3 / 6))))  # 1414 Hz: the window on that edge
+    assert window_label(windows[between]) == "1.25-1.6 kHz"
+    split = [bands_db[int(np.argmin(np.abs(centres - f)))] for f in (1250.0, 1600.0)]
+    assert judged[between] < min(split) - 1.0  # the whole notch in one window
+    summary = metrics.mix_summary(noise, wet, FS)
+    assert (summary["worst_band"], summary["worst_band_db"]) == ("1.25-1.6 kHz", judged[between])
 
 
 def test_residual_delay(noise):

@@ -106,9 +106,9 @@ def test_offline_aligns_a_leading_effect_and_causal_mode_stays_causal(leading_pa
     assert causal.report["harm_db"] >= -0.5 or any("worse than unaligned" in w for w in causal.warnings)
 
 
-def _scores(worst, overall, bands):
-    return {"mix_deficit_db": overall, "worst_band_db": worst, "band_deficit_db": bands, "bands_hz": [100.0, 1000.0],
-            "band_labels": ["100 Hz", "1 kHz"]}
+def _scores(worst, overall, bands):  # two judged windows
+    return {"mix_deficit_db": overall, "worst_band_db": worst, "window_deficit_db": bands,
+            "window_labels": ["100 Hz", "1 kHz"]}
 
 
 def test_the_choice_keeps_no_model_that_harms_a_band_silently(monkeypatch):

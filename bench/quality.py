@@ -35,7 +35,9 @@ BiasNet trainings stop after ``--biasnet-seconds`` (default 15 s) or 1000
 steps, whichever comes first.  A method that fails on a case records its
 error in that row; the run goes on.
 
-Metrics, per case, method and wet channel and over all channels (``"all"``),
+Metrics, per case, method and wet channel and over all channels (``"all"``: the
+overall deficit of the pooled channels, the worst band and the harm of the
+worst channel),
 all from :mod:`apftools.metrics`: the 50/50 mix deficit, the worst
 third-octave window and its centre (windows a sixth of an octave apart:
 :func:`apftools.bands.window_centres`), the *harm* (the largest loss of any
@@ -205,6 +207,11 @@ def score(aligned, wet, fs, raw_bands):
         bands.append(band_db)
     for row, band_db, raw in zip(rows, bands, raw_bands or bands):
         row["harm_db"] = metrics.band_harm_db(raw, band_db)
+    if len(rows) > 2:  # of several channels, "all" judges the worst channel, as align's summary does: pooled
+        *channels, pooled = rows  # spectra average one channel's notch away
+        worst = min(channels, key=lambda row: math.inf if math.isnan(row["worst_band_db"]) else row["worst_band_db"])
+        pooled.update(worst_band_db=worst["worst_band_db"], worst_band_hz=worst["worst_band_hz"],
+                      harm_db=min(row["harm_db"] for row in channels))
     return rows, bands
 
 
@@ -270,7 +277,7 @@ def _summary(rows, methods):
 
 
 def markdown(rows, methods):
-    """Cases x methods: the worst third-octave band (dB) over all channels, and summary rows."""
+    """Cases x methods: the worst third-octave window (dB) of the worst channel, and summary rows."""
     cases = list(dict.fromkeys(row["case"] for row in rows))
     index = {(r["case"], r["method"]): r for r in rows if r["channel"] == "all"}
     lines = ["| case | expect | " + " | ".join(methods) + " |", "|---|---|" + "---:|" * len(methods)]

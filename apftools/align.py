@@ -691,10 +691,11 @@ def score(dry, wet, fs, alignment=None):
             after = metrics.mix_report(aligned, wet2, fs)
         report = {"channels": n_channels, "before": before, "after": after,
                   "per_channel": _per_channel_report(dry2, aligned, wet2, fs, [0] * n_channels, before, after)}
-    sides = ("before",) if alignment is None else ("before", "after")
-    rows = [dict({side: row[side] for side in sides}, channel=row["channel"]) for row in report["per_channel"]]
-    return dict({side: None for side in ("before", "after")}, channels=n_channels,
-                **{side: _headline(report, side) for side in sides}, per_channel=rows if n_channels > 1 else [])
+    scored = alignment is not None
+    rows = [{"channel": row["channel"], "before": row["before"], "after": row["after"] if scored else None}
+            for row in report["per_channel"]]
+    return {"channels": n_channels, "before": _headline(report, "before"),
+            "after": _headline(report, "after") if scored else None, "per_channel": rows if n_channels > 1 else []}
 
 
 #: Keys of the report's before and after kept in the summary.

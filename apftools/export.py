@@ -1,0 +1,147 @@
+r"""A model where people use it: second-order sections for any host, or one impulse response.
+
+An :class:`~apftools.model.Alignment` renders as (:mod:`apftools.model`)
+
+.. math:: y = R\,A\,R\,C\,\big(s\, D_d\, x\big),
+
+delay :math:`D_d`, polarity :math:`s`, causal cascade :math:`C`, and the
+anti-causal cascade :math:`A` run over the time-reversed signal.  Two
+formats carry it out of Python:
+
+``sos``
+    Plain JSON, per output channel: the delay as an integer shift and the
+    FIR of its fractional part (the one :func:`apftools.delay.apply_delay`
+    uses), the polarity, and both cascades as scipy SOS rows, every section
+    multiplied out.  A stretched section :math:`H(z^M)` is a polynomial of
+    degree :math:`2M` in :math:`z^{-1}`, factored here into :math:`M`
+    second-order rows (its poles are the :math:`M`-th roots of the
+    prototype's, every zero the conjugate reciprocal of a pole).  With
+    ``scipy.signal``: ``y = s * sosfilt(causal, lfilter(fir, 1, x)
+    shifted by shift)``, then ``sosfilt(anticausal, y[::-1])[::-1]``
+    (:func:`render_sos` does exactly that, and the tests check it against
+    :meth:`~apftools.model.Alignment.apply`).  A fractional delay's FIR is
+    a 64-tap windowed sinc centred 31 samples in, so its ``shift`` is
+    negative where the delay is under 31 samples: in real time that is
+    look-ahead, a latency of ``-shift`` samples to compensate.
+``fir``
+    The whole model, anti-causal part and negative delay included, as one
+    impulse response per channel, made causal by a latency :math:`L`: the
+    response starts where it first rises above ``level`` (default
+    :data:`FIR_LEVEL`) of its peak and ends where it last falls below it.
+    Convolving with it gives the offline model's output :math:`L` samples
+    later, so a convolution host with delay compensation (or a user who
+    delays the wet by :math:`L`) runs the offline model in real time.
+"""
+
+import numpy as np
+import scipy.signal
+
+from .delay import FRACTIONAL_TAPS, _fractional_delay_fir
+from .errors import ApftoolsValueError
+
+SOS_FORMAT = "apftools.sos"
+FIR_FORMAT = "apftools.fir"
+#: Where the ``fir`` response is cut, re its peak: -120 dB.
+FIR_LEVEL = 1e-6
+
+
+def _section_rows(row, order, stretch):
+    """SOS rows of one section :math:`H(z^M)` from its prototype row: the row itself, or for ``M > 1`` the
+    poles' M-th roots (the prototype's poles, each turned into M) with their mirrored zeros, paired into rows."""
+    if stretch == 1:
+        return row[None]
+    prototype = np.roots(row[3:4 + order])  # the denominator 1 + a1 z^-1 (+ a2 z^-2)
+    poles = np.concatenate([p ** (1.0 / stretch) * np.exp(2j * np.pi * np.arange(stretch) / stretch)
+                            for p in prototype.astype(complex)])
+    return scipy.signal.zpk2sos(1.0 / np.conj(poles), poles, row[0] / row[3])  # allpass: zeros mirror poles
+
+
+def cascade_sos(cascade, theta):
+    """Every section of ``cascade`` at ``theta`` as scipy SOS rows, shape (n_rows, 6), stretched ones expanded."""
+    prototype = np.asarray(cascade.sos(theta), dtype=float)
+    if not len(prototype):
+        return np.zeros((0, 6))
+    return np.vstack([_section_rows(row, kind.order, kind.stretch) for row, kind in zip(prototype, cascade.kinds)])
+
+
+def _delay_parts(delay_samples):
+    """``(shift, fir)``: :func:`apftools.delay.apply_delay` of ``delay_samples`` as an integer shift after an FIR."""
+    whole = int(np.floor(delay_samples))
+    mu = float(delay_samples) - whole
+    if mu == 0.0:
+        return whole, np.ones(1)
+    return whole - (FRACTIONAL_TAPS // 2 - 1), _fractional_delay_fir(mu)
+
+
+def to_sos(alignment):
+    """The ``sos`` export of ``alignment`` (module docstring): a JSON-ready dict.
+
+    Returns
+    -------
+    dict
+        ``format``, ``fs`` (Hz), ``mode``, ``dry_channels`` and ``channels``:
+        per output channel ``{"input": dry channel index, "polarity",
+        "delay_samples", "shift", "fir", "causal_sos", "anticausal_sos"}``.
+    """
+    n_out = 1 if alignment.channels is None else len(alignment.channels)
+    dry_channels = alignment.dry_channels or n_out
+    channels = []
+    for c in range(n_out):
+        model = alignment.models[0 if alignment.channels is None else alignment.channels[c]]
+        shift, fir = _delay_parts(model.delay_samples)
+        causal, anticausal = ((cascade_sos(cascade, theta) if cascade is not None else np.zeros((0, 6))).tolist()
+                              for cascade, theta in ((model.cascade, model.theta),
+                                                     (model.anticausal, model.anticausal_theta)))
+        channels.append({"input": 0 if dry_channels == 1 else c, "polarity": int(model.polarity),
+                         "delay_samples": float(model.delay_samples), "shift": shift, "fir": fir.tolist(),
+                         "causal_sos": causal, "anticausal_sos": anticausal})
+    return {"format": SOS_FORMAT, "fs": alignment.fs, "mode": alignment.mode, "dry_channels": dry_channels,
+            "channels": channels}
+
+
+def render_sos(exported, x):
+    """Render ``x`` (channels, samples) through a :func:`to_sos` export with scipy alone, same length as ``x``."""
+    x = np.atleast_2d(np.asarray(x, dtype=float))
+    out = []
+    n = x.shape[1]
+    for channel in exported["channels"]:
+        shift = channel["shift"]  # y[t] = (fir * x)[t - shift]: an advance reads past the end, zeros there
+        delayed = scipy.signal.lfilter(channel["fir"], [1.0], np.pad(x[channel["input"]], (0, max(0, -shift))))
+        shifted = np.zeros(n)
+        if shift >= 0:
+            shifted[shift:] = delayed[:max(n - shift, 0)]
+        else:
+            shifted[:] = delayed[-shift:]
+        y = channel["polarity"] * shifted
+        if channel["causal_sos"]:
+            y = scipy.signal.sosfilt(channel["causal_sos"], y)
+        if channel["anticausal_sos"]:
+            y = scipy.signal.sosfilt(channel["anticausal_sos"], y[::-1])[::-1]
+        out.append(y)
+    return np.array(out)
+
+
+def to_fir(alignment, level=FIR_LEVEL):
+    """The ``fir`` export (module docstring): ``(responses (channels, taps), latency_samples)``.
+
+    ``level`` (a fraction of the peak, in (0, 1)) is where the response is
+    cut before and after; the latency is the same for every channel, so
+    they stay aligned with each other.
+    """
+    if not 0.0 < level < 1.0:
+        raise ApftoolsValueError(f"level must be a fraction of the peak in (0, 1), got {level!r}")
+    rings = [model.impulse_response()[0] for model in alignment.models]
+    before = max(max(0, -int(times[0])) for times in rings) + max(0, -int(np.floor(min(
+        m.delay_samples for m in alignment.models)))) + FRACTIONAL_TAPS
+    after = max(int(times[-1]) for times in rings) + max(0, int(np.ceil(max(
+        m.delay_samples for m in alignment.models)))) + FRACTIONAL_TAPS
+    while True:  # the impulse response rings longer at -120 dB than at the ring times' -60: double until it fits
+        n_in = alignment.dry_channels or (1 if alignment.channels is None else len(alignment.channels))
+        impulse = np.zeros((n_in, before + after + 1))
+        impulse[:, before] = 1.0
+        y = np.atleast_2d(alignment.apply(impulse))
+        loud = np.flatnonzero(np.max(np.abs(y), axis=0) >= level * np.max(np.abs(y)))
+        if loud[0] > 0 and loud[-1] < y.shape[1] - 1:
+            break
+        before, after = 2 * before, 2 * after
+    return y[:, loud[0]:loud[-1] + 1], before - int(loud[0])

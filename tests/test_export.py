@@ -1,0 +1,94 @@
+"""apftools export: every section kind as scipy SOS rows, the whole model as SOS chains or one impulse response,
+each checked against apftools' own rendering (Alignment.apply)."""
+
+import json
+
+import numpy as np
+import pytest
+import scipy.signal
+import soundfile
+from click.testing import CliRunner
+
+from apftools import Cascade
+from apftools.cli import main
+from apftools.export import cascade_sos, render_sos, to_fir, to_sos
+from apftools.model import Alignment, ChannelModel
+
+SIGNAL = np.random.default_rng(0).standard_normal((1, 6000))
+
+
+@pytest.mark.parametrize("spec", ["1", "2", "1w", "2w", "1sw", "2sw", "1sw3,2sw5"])
+@pytest.mark.parametrize("fs", [44100, 192000])
+def test_every_section_kind_multiplies_out_to_sos_rows_that_filter_as_the_cascade(spec, fs):
+    cascade = Cascade(spec, fs)
+    for seed in range(3):
+        theta = cascade.init(seed)
+        rows = cascade_sos(cascade, theta)
+        assert rows.shape == (sum(-(-k.order * k.stretch // 2) for k in cascade.kinds), 6)  # degree M: M/2 rows
+        np.testing.assert_allclose(scipy.signal.sosfilt(rows, SIGNAL[0]), cascade.process(theta, SIGNAL[0]),
+                                   rtol=0, atol=1e-11)
+        poles = np.concatenate([np.roots(row[3:]) for row in rows])
+        assert np.all(np.abs(poles) < 1.0)  # stable, as the cascade is
+
+
+def models(fs, causal):
+    """A model with every part: fractional delays of both signs, both polarities, stretched sections; mono into
+    stereo (one model each); the causal one without the anti-causal part or an advance."""
+    causal_part, anticausal_part = Cascade("2x2w,1sw3", fs), Cascade("1w,2sw2", fs)
+    left = ChannelModel(12.37, -1, causal_part, causal_part.init(1),
+                        *(() if causal else (anticausal_part, anticausal_part.init(2))))
+    right = ChannelModel(3.0 if causal else -5.5, 1, anticausal_part, anticausal_part.init(3))
+    return Alignment(fs, [left, right], "lbfgs", mode="causal" if causal else "offline", channels=[0, 1],
+                     dry_channels=1)
+
+
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize("fs", [44100, 48000, 96000, 192000])
+def test_the_sos_export_renders_with_scipy_alone_as_apply_does(fs, causal):
+    alignment = models(fs, causal)
+    exported = json.loads(json.dumps(to_sos(alignment)))  # plain JSON
+    assert exported["fs"] == fs and exported["mode"] == ("causal" if causal else "offline")
+    np.testing.assert_allclose(render_sos(exported, SIGNAL), alignment.apply(SIGNAL), rtol=0, atol=1e-9)
+    if causal:  # no anti-causal rows and no advance: what a real-time host runs (a negative shift is the
+        # fractional FIR's look-ahead, its latency)
+        assert all(channel["anticausal_sos"] == [] and channel["delay_samples"] >= 0
+                   for channel in exported["channels"])
+
+
+@pytest.mark.parametrize("level", [1e-6, 1e-9])
+def test_the_fir_export_is_the_offline_model_later_by_its_latency(level):
+    alignment = models(48000, causal=False)
+    x = np.random.default_rng(1).standard_normal(20000)
+    responses, latency = to_fir(alignment, level)
+    taps = responses.shape[1]
+    assert responses.shape[0] == 2 and isinstance(latency, int) and 0 < latency < taps
+    convolved = np.array([scipy.signal.oaconvolve(x, h)[:len(x)] for h in responses])
+    reference = alignment.apply(x[None])
+    # away from the ends, where the same-length offline rendering drops what rings past them; the tails cut
+    # below `level` of the peak add up to a few tens of `level` on unit-RMS noise
+    inner = slice(taps, len(x) - latency - taps)
+    error = convolved[:, latency:][:, inner] - reference[:, inner]
+    assert np.max(np.abs(error)) < 100 * level
+    peak = np.max(np.abs(responses))
+    assert np.max(np.abs(responses[:, 0])) >= level * peak and np.max(np.abs(responses[:, -1])) >= level * peak
+
+
+def test_the_command_line_writes_either_format_and_states_the_latency(tmp_path):
+    alignment = models(48000, causal=False)
+    model = tmp_path / "model.json"
+    alignment.save(model)
+    run = CliRunner().invoke
+    sos = run(main, ["export", str(model), "--format", "sos", "-o", str(tmp_path / "sos.json")])
+    assert sos.exit_code == 0, sos.output
+    alignment = Alignment.load(model)  # its parameters as the file holds them
+    assert json.loads((tmp_path / "sos.json").read_text()) == json.loads(json.dumps(to_sos(alignment)))
+    fir = run(main, ["export", str(model), "--format", "fir", "-o", str(tmp_path / "ir.wav"), "--level-db", "-90"])
+    assert fir.exit_code == 0, fir.output
+    stated = json.loads((tmp_path / "ir.json").read_text())
+    responses, latency = to_fir(alignment, 10 ** (-90 / 20))
+    written, fs = soundfile.read(str(tmp_path / "ir.wav"), always_2d=True)
+    assert (stated["latency_samples"], stated["fs"], fs) == (latency, 48000, 48000)
+    np.testing.assert_allclose(written.T, responses, atol=1e-7)  # 32-bit float
+    assert f"latency {latency} samples" in fir.output
+    wrong = run(main, ["export", str(model), "--format", "fir", "-o", str(tmp_path / "ir.json")])
+    assert wrong.exit_code == 2 and "writes a .wav file" in wrong.output

@@ -23,6 +23,17 @@ formats carry it out of Python:
     a 64-tap windowed sinc centred 31 samples in, so its ``shift`` is
     negative where the delay is under 31 samples: in real time that is
     look-ahead, a latency of ``-shift`` samples to compensate.
+``sox``
+    An effects file for ``sox --effects-file FILE IN OUT``: sox's ``fir``
+    (the fractional delay's taps; sox centres an N-tap filter on tap
+    (N - 1) // 2, which is where this one's delay of 31 + mu samples sits,
+    so only the integer part remains), ``delay`` (or ``trim`` and ``pad``
+    for an advance), ``vol -1`` for the polarity, one ``biquad`` per SOS row,
+    and the anti-causal rows between two ``reverse``.  One chain for every
+    channel: a model with per-channel parts is refused.  sox passes 32-bit
+    integer samples between effects, so a signal needs headroom above the
+    allpass's overshoot (tested at -12 dBFS, to 1e-6 of full scale); the
+    delay lengthens the output by its samples.
 ``fir``
     The whole model, anti-causal part and negative delay included, as one
     impulse response per channel, made causal by a latency :math:`L`: the
@@ -119,6 +130,29 @@ def render_sos(exported, x):
             y = scipy.signal.sosfilt(channel["anticausal_sos"], y[::-1])[::-1]
         out.append(y)
     return np.array(out)
+
+
+def to_sox(alignment):
+    """The ``sox`` export (module docstring): one line of sox effects, for a model with one chain for all channels."""
+    if alignment.channels is not None and len(set(alignment.channels)) > 1 or len(alignment.models) > 1:
+        raise ApftoolsValueError("sox runs one chain of effects on every channel, and this model has one per channel "
+                                 "group; export --format sos or fir instead")
+    exported = to_sos(alignment)["channels"][0]
+    model = alignment.models[0]
+    whole = int(np.floor(model.delay_samples))
+    effects = []
+    if len(exported["fir"]) > 1:  # the fractional part; sox's fir takes off the taps' (N - 1) // 2 themselves
+        effects += ["fir", *map(repr, exported["fir"])]
+    if whole > 0:
+        effects += ["delay", f"{whole}s"]
+    elif whole < 0:
+        effects += ["trim", f"{-whole}s", "pad", "0", f"{-whole}s"]
+    if model.polarity < 0:
+        effects += ["vol", "-1"]
+    for key, around in (("causal_sos", []), ("anticausal_sos", ["reverse"])):
+        if exported[key]:
+            effects += around + [word for row in exported[key] for word in ["biquad", *map(repr, row)]] + around
+    return " ".join(effects or ["vol", "1"]) + "\n"
 
 
 def to_fir(alignment, level=FIR_LEVEL):

@@ -2,6 +2,8 @@
 each checked against apftools' own rendering (Alignment.apply)."""
 
 import json
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -9,9 +11,9 @@ import scipy.signal
 import soundfile
 from click.testing import CliRunner
 
-from apftools import Cascade
+from apftools import ApftoolsValueError, Cascade
 from apftools.cli import main
-from apftools.export import cascade_sos, render_sos, to_fir, to_sos
+from apftools.export import cascade_sos, render_sos, to_fir, to_sos, to_sox
 from apftools.model import Alignment, ChannelModel
 
 SIGNAL = np.random.default_rng(0).standard_normal((1, 6000))
@@ -92,3 +94,25 @@ def test_the_command_line_writes_either_format_and_states_the_latency(tmp_path):
     assert f"latency {latency} samples" in fir.output
     wrong = run(main, ["export", str(model), "--format", "fir", "-o", str(tmp_path / "ir.json")])
     assert wrong.exit_code == 2 and "writes a .wav file" in wrong.output
+
+
+@pytest.mark.skipif(shutil.which("sox") is None, reason="needs sox (Debian's package; .ci/run installs it)")
+@pytest.mark.parametrize("fs", [44100, 96000])
+@pytest.mark.parametrize("causal", [True, False])
+def test_sox_runs_the_exported_effects_as_apply_does(tmp_path, fs, causal):
+    alignment = models(fs, causal)
+    for part in range(2):  # sox runs one chain for all channels: each channel's model on its own
+        one = Alignment(fs, [alignment.models[part]], "lbfgs", mode=alignment.mode)
+        (tmp_path / "model.sox").write_text(to_sox(one))
+        x = np.random.default_rng(part).standard_normal(30000)
+        x *= 0.25 / np.max(np.abs(x))  # peaks at -12 dBFS: sox passes int32 samples, which clip at full scale
+        soundfile.write(str(tmp_path / "in.wav"), x, fs, subtype="FLOAT")
+        subprocess.run(["sox", "--effects-file", str(tmp_path / "model.sox"), str(tmp_path / "in.wav"),
+                        str(tmp_path / "out.wav")], check=True, capture_output=True)
+        rendered, _ = soundfile.read(str(tmp_path / "out.wav"))
+        reference = one.apply(x.astype(np.float32).astype(float))
+        ring = len(one.models[0].impulse_response()[0])  # the ends differ by what rings past them
+        inner = slice(ring, len(x) - 2 * ring)
+        np.testing.assert_allclose(rendered[inner], reference[inner], rtol=0, atol=1e-6)
+    with pytest.raises(ApftoolsValueError, match="one per channel group"):
+        to_sox(alignment)

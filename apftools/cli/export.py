@@ -1,4 +1,5 @@
-"""``apftools export MODEL --format sos|fir -o OUT``: a model as SOS coefficients or one impulse response."""
+"""``apftools export MODEL --format sos|sox|fir -o OUT``: a model as SOS coefficients, sox effects or one impulse
+response."""
 
 import click
 
@@ -7,6 +8,7 @@ from .options import check_output, echo, force_option, quiet_option, reports_err
 #: The formats and what each writes.
 FORMATS = {"sos": "JSON: per channel, delay (integer shift and fractional FIR), polarity, causal and anti-causal "
                   "scipy SOS rows",
+           "sox": "an effects file for 'sox --effects-file OUT IN.wav OUT.wav' (one chain for all channels)",
            "fir": "WAV: the whole model as one impulse response per channel, made causal by a latency, and a JSON "
                   "beside it stating the latency"}
 
@@ -14,24 +16,24 @@ FORMATS = {"sos": "JSON: per channel, delay (integer shift and fractional FIR), 
 @click.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--format", "kind", required=True, type=click.Choice(list(FORMATS)),
-              help="sos: " + FORMATS["sos"] + ". fir: " + FORMATS["fir"] + ".")
+              help=" ".join(f"{name}: {text}." for name, text in FORMATS.items()))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
-              help="The file to write (.json for sos, .wav for fir).")
+              help="The file to write (.json for sos, .sox for sox, .wav for fir).")
 @click.option("--level-db", default=-120.0, show_default=True, type=click.FloatRange(max=0, max_open=True),
               help="With --format fir: cut the response where it stays below this level re its peak.")
 @force_option
 @quiet_option
 @reports_errors
 def export(model, kind, output, level_db, force):
-    """Write MODEL (from 'apftools align') for other hosts: scipy-ready sections (sos), or one impulse
-    response (fir) that runs even an offline model in a convolution host, with a stated latency."""
+    """Write MODEL (from 'apftools align') for other hosts: scipy-ready sections (sos), sox effects (sox), or one
+    impulse response (fir) that runs even an offline model in a convolution host, with a stated latency."""
     import os
 
-    from ..export import to_fir, to_sos
-    from ..io import write_audio, write_json
+    from ..export import to_fir, to_sos, to_sox
+    from ..io import atomic_write, write_audio, write_json
     from ..model import Alignment
 
-    extension = {"sos": ".json", "fir": ".wav"}[kind]
+    extension = {"sos": ".json", "sox": ".sox", "fir": ".wav"}[kind]
     if os.path.splitext(output)[1].lower() != extension:
         raise click.BadParameter(f"{output}: --format {kind} writes a {extension} file", param_hint="-o")
     beside = os.path.splitext(output)[0] + ".json"
@@ -41,6 +43,13 @@ def export(model, kind, output, level_db, force):
     if kind == "sos":
         write_json(output, to_sos(alignment), overwrite=force)
         echo(f"wrote {output} ({alignment.mode} model at {alignment.fs:g} Hz)")
+        return
+    if kind == "sox":
+        effects = to_sox(alignment)
+        with atomic_write(output, overwrite=force) as temporary:
+            with open(temporary, "w", encoding="utf-8") as handle:
+                handle.write(effects)
+        echo(f"wrote {output}: run it as  sox --effects-file {output} IN.wav OUT.wav  (at {alignment.fs:g} Hz)")
         return
     responses, latency = to_fir(alignment, 10.0 ** (level_db / 20.0))
     write_json(beside, {"format": "apftools.fir", "fs": alignment.fs, "latency_samples": latency,

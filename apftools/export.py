@@ -164,18 +164,15 @@ def to_fir(alignment, level=FIR_LEVEL):
     """
     if not 0.0 < level < 1.0:
         raise ApftoolsValueError(f"level must be a fraction of the peak in (0, 1), got {level!r}")
-    rings = [model.impulse_response()[0] for model in alignment.models]
-    before = max(max(0, -int(times[0])) for times in rings) + max(0, -int(np.floor(min(
-        m.delay_samples for m in alignment.models)))) + FRACTIONAL_TAPS
-    after = max(int(times[-1]) for times in rings) + max(0, int(np.ceil(max(
-        m.delay_samples for m in alignment.models)))) + FRACTIONAL_TAPS
-    while True:  # the impulse response rings longer at -120 dB than at the ring times' -60: double until it fits
-        n_in = alignment.dry_channels or (1 if alignment.channels is None else len(alignment.channels))
-        impulse = np.zeros((n_in, before + after + 1))
-        impulse[:, before] = 1.0
+    n_in = alignment.dry_channels or (1 if alignment.channels is None else len(alignment.channels))
+    # room either side of the impulse: every model's ring (to -80 dB) and delay; doubled until the ends are quiet
+    span = FRACTIONAL_TAPS + max(len(m.impulse_response()[0]) + int(abs(m.delay_samples)) for m in alignment.models)
+    while True:
+        impulse = np.zeros((n_in, 2 * span + 1))
+        impulse[:, span] = 1.0
         y = np.atleast_2d(alignment.apply(impulse))
         loud = np.flatnonzero(np.max(np.abs(y), axis=0) >= level * np.max(np.abs(y)))
         if loud[0] > 0 and loud[-1] < y.shape[1] - 1:
             break
-        before, after = 2 * before, 2 * after
-    return y[:, loud[0]:loud[-1] + 1], before - int(loud[0])
+        span *= 2
+    return y[:, loud[0]:loud[-1] + 1], span - int(loud[0])

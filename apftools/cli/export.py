@@ -29,7 +29,7 @@ def export(model, kind, output, level_db, force):
     impulse response (fir) that runs even an offline model in a convolution host, with a stated latency."""
     import os
 
-    from ..export import to_fir, to_sos, to_sox
+    from ..export import FIR_FORMAT, to_fir, to_sos, to_sox
     from ..io import atomic_write, write_audio, write_json
     from ..model import Alignment
 
@@ -52,7 +52,7 @@ def export(model, kind, output, level_db, force):
         echo(f"wrote {output}: run it as  sox --effects-file {output} IN.wav OUT.wav  (at {alignment.fs:g} Hz)")
         return
     responses, latency = to_fir(alignment, 10.0 ** (level_db / 20.0))
-    write_json(beside, {"format": "apftools.fir", "fs": alignment.fs, "latency_samples": latency,
+    write_json(beside, {"format": FIR_FORMAT, "fs": alignment.fs, "latency_samples": latency,
                         "level_db": level_db, "taps": responses.shape[1]}, overwrite=force)
     write_audio(output, responses, alignment.fs, overwrite=force)
     echo(f"wrote {output} ({responses.shape[0]} channel(s), {responses.shape[1]} taps) and {beside}: "

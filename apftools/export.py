@@ -34,6 +34,16 @@ formats carry it out of Python:
     integer samples between effects, so a signal needs headroom above the
     allpass's overshoot (tested at -12 dBFS, to 1e-6 of full scale); the
     delay lengthens the output by its samples.
+``camilladsp``
+    A CamillaDSP (v3) configuration fragment: ``filters`` (``Delay`` in
+    samples, with CamillaDSP's ``subsample`` allpass for a fractional part,
+    which it documents as accurate up to a quarter of the sample rate;
+    ``Gain`` ``inverted`` for the polarity; one ``Biquad`` of type ``Free``
+    per SOS row), a ``mixers`` entry spreading a mono dry to every output,
+    and the ``pipeline`` steps, one ``Filter`` step per model and the
+    channels it serves.  Real-time: a model with an anti-causal part or an
+    advance is refused (align with ``--causal``, or export ``fir`` for a
+    convolution host).
 ``fir``
     The whole model, anti-causal part and negative delay included, as one
     impulse response per channel, made causal by a latency :math:`L`: the
@@ -153,6 +163,52 @@ def to_sox(alignment):
         if exported[key]:
             effects += around + [word for row in exported[key] for word in ["biquad", *map(repr, row)]] + around
     return " ".join(effects or ["vol", "1"]) + "\n"
+
+
+def _number(value):
+    """A float as YAML 1.1 and 1.2 both read it: always a point in the mantissa."""
+    return f"{float(value):.17e}"
+
+
+def to_camilladsp(alignment):
+    """The ``camilladsp`` export (module docstring): the text of a CamillaDSP configuration fragment."""
+    if any(m.anticausal is not None or m.delay_samples < 0 for m in alignment.models):
+        raise ApftoolsValueError("CamillaDSP runs in real time and this model needs the future (an anti-causal part or "
+                                 "an advance): align with --causal, or export --format fir for a convolution host")
+    exported = to_sos(alignment)
+    channels = exported["channels"]
+    owner = [0] * len(channels) if alignment.channels is None else list(alignment.channels)
+    filters, steps = [f"# apftools: {alignment.mode} model at {alignment.fs:g} Hz", "filters:"], []
+    for k, model in enumerate(alignment.models):
+        served = [c for c in range(len(channels)) if owner[c] == k]
+        if not served:
+            continue
+        channel, names = channels[served[0]], []
+        if model.delay_samples > 0:
+            names.append(f"apftools_{k}_delay")
+            filters += [f"  {names[-1]}:", "    type: Delay", "    parameters:",
+                        f"      delay: {_number(model.delay_samples)}", "      delay_unit: samples",
+                        f"      subsample: {'false' if float(model.delay_samples).is_integer() else 'true'}"]
+        if model.polarity < 0:
+            names.append(f"apftools_{k}_polarity")
+            filters += [f"  {names[-1]}:", "    type: Gain", "    parameters:", "      gain: 0.0",
+                        "      inverted: true"]
+        for i, row in enumerate(channel["causal_sos"]):
+            names.append(f"apftools_{k}_section{i}")
+            filters += [f"  {names[-1]}:", "    type: Biquad", "    parameters:", "      type: Free",
+                        *(f"      {key}: {_number(row[j])}" for key, j in
+                          (("a1", 4), ("a2", 5), ("b0", 0), ("b1", 1), ("b2", 2)))]
+        if names:
+            steps += ["  - type: Filter", f"    channels: {served}", "    names:", *(f"      - {n}" for n in names)]
+    mixer = []
+    if exported["dry_channels"] == 1 and len(channels) > 1:  # one dry channel feeds every output
+        mixer = ["mixers:", "  apftools_spread:", "    channels:", "      in: 1", f"      out: {len(channels)}",
+                 "    mapping:", *(line for c in range(len(channels))
+                                   for line in (f"      - dest: {c}", "        sources:", "          - channel: 0"))]
+        steps = ["  - type: Mixer", "    name: apftools_spread"] + steps
+    if len(filters) == 2:
+        filters = filters[:1]  # nothing to filter: no empty mapping
+    return "\n".join(filters + mixer + (["pipeline:"] + steps if steps else [])) + "\n"
 
 
 def to_fir(alignment, level=FIR_LEVEL):

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from apftools import ApftoolsValueError, Cascade
 from apftools.cli import main
-from apftools.export import cascade_sos, render_sos, to_fir, to_sos, to_sox
+from apftools.export import cascade_sos, render_sos, to_camilladsp, to_fir, to_sos, to_sox
 from apftools.model import Alignment, ChannelModel
 
 SIGNAL = np.random.default_rng(0).standard_normal((1, 6000))
@@ -116,3 +116,45 @@ def test_sox_runs_the_exported_effects_as_apply_does(tmp_path, fs, causal):
         np.testing.assert_allclose(rendered[inner], reference[inner], rtol=0, atol=1e-6)
     with pytest.raises(ApftoolsValueError, match="one per channel group"):
         to_sox(alignment)
+
+
+def render_camilladsp(text, x, fs):
+    """A test-side reader of the CamillaDSP (v3) grammar the export uses (Mixer, Filter steps; Delay in samples,
+    Gain, Biquad Free), rendering with scipy; integer delays only (CamillaDSP's subsample allpass is its own)."""
+    import yaml
+
+    config = yaml.safe_load(text)
+    signals = np.atleast_2d(x).astype(float)
+    for step in config["pipeline"]:
+        if step["type"] == "Mixer":
+            mapping = config["mixers"][step["name"]]["mapping"]
+            signals = np.array([sum(signals[s["channel"]] for s in m["sources"]) for m in mapping])
+            continue
+        for name in step["names"]:
+            kind, parameters = config["filters"][name]["type"], config["filters"][name]["parameters"]
+            for c in step["channels"]:
+                if kind == "Delay":
+                    assert parameters["delay_unit"] == "samples" and not parameters["subsample"]
+                    k = int(parameters["delay"])
+                    signals[c] = np.concatenate([np.zeros(k), signals[c][:len(signals[c]) - k]])
+                elif kind == "Gain":
+                    signals[c] = (-1 if parameters["inverted"] else 1) * 10 ** (parameters["gain"] / 20) * signals[c]
+                else:
+                    assert kind == "Biquad" and parameters["type"] == "Free"
+                    row = [parameters[k] for k in ("b0", "b1", "b2")] + [1.0, parameters["a1"], parameters["a2"]]
+                    signals[c] = scipy.signal.sosfilt(row, signals[c])
+    return signals
+
+
+@pytest.mark.parametrize("fs", [44100, 192000])
+def test_the_camilladsp_configuration_renders_as_apply_does(fs):
+    causal = Cascade("2x2w,1sw3", fs)
+    parts = [ChannelModel(12.0, -1, causal, causal.init(1)), ChannelModel(3.0, 1, causal, causal.init(2))]
+    alignment = Alignment(fs, parts, "lbfgs", mode="causal", channels=[0, 1], dry_channels=1)
+    text = to_camilladsp(alignment)
+    np.testing.assert_allclose(render_camilladsp(text, SIGNAL, fs), alignment.apply(SIGNAL), rtol=0, atol=1e-9)
+    fractional = Alignment(fs, [ChannelModel(12.37, 1, causal, causal.init(1))], "lbfgs", mode="causal")
+    text = to_camilladsp(fractional)  # CamillaDSP's own subsample allpass takes the fraction
+    assert f"delay: {12.37:.17e}" in text and "subsample: true" in text
+    with pytest.raises(ApftoolsValueError, match="needs the future"):
+        to_camilladsp(models(fs, causal=False))

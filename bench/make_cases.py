@@ -129,6 +129,13 @@ CASES = {
         "right": dict(host="sox", effects=["delay", "0.0005", "vol", "-1", "highpass", "100"])}),
     "mono-into-stereo-wider-guitar-48k": dict(source=("guit_em9", 0.5, "mono"), fs=48000, expect="alignable",
                                               fx=dict(host="ecasound", label="Wider", params=[0, 1], outputs=2)),
+    # issue 31's case: the wet leads by 25 samples, +6 dB, through 2x2 + 1 allpasses (the model class), noise at
+    # -60 dB re the wet; sox's trim takes the lead off the front, its float output does not clip
+    "wet-leads-allpass-guitar-48k": dict(source=("guit_em9", 0.5, "mono"), fs=48000, expect="alignable",
+                                         gain_db=6.0, noise_db=-60.0,
+                                         fx=dict(host="sox", effects=["allpass", "300", "0.7q", "allpass", "2500",
+                                                                      "1.2q", "biquad", "0.6", "1", "0", "1", "0.6",
+                                                                      "0", "trim", "25s"])),
     # ZamTube at its lowest drive: coherence 1.000, polarity inverted
     "zam-tube-guitar-48k": dict(source=("guit_e_fifths", 0.0, "mono"), fs=48000, expect="alignable",
                                 fx=dict(host="vst3", plugin="ZamTube.vst3", params={"tube_drive": 0.1})),
@@ -251,7 +258,10 @@ def render(name, recipe, seconds):
                                   for c, side in enumerate(("left", "right"))])
         else:
             wet = _process(effects, padded, fs, folder)
-    wet = wet[:, int(PREROLL_S * fs):]
+    wet = wet[:, int(PREROLL_S * fs):] * 10 ** (recipe.get("gain_db", 0.0) / 20)
+    if "noise_db" in recipe:  # seeded by the case's name, so a render is reproducible
+        rng = np.random.default_rng(int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "little"))
+        wet = wet + 10 ** (recipe["noise_db"] / 20) * np.sqrt(np.mean(wet**2)) * rng.standard_normal(wet.shape)
     return dry.astype(np.float32), wet.astype(np.float32), fs
 
 

@@ -757,18 +757,17 @@ def _per_channel_report(dry, aligned, wet, fs, group_of, before, after):
     """Overall deficit, worst band and phase error of every channel before and after, with its group (the whole
     report if mono).  Channels rotated differently cancel in pooled spectra (a widener's +45 and -45 degrees
     pooled to a phase error of 0), so these are each channel's own."""
-    keys = ("mix_deficit_db", "worst_band_db", "worst_band_hz", "worst_band", "phase_error_deg")
     if dry.shape[0] == 1:
-        return [{"channel": 0, "group": 0, "before": {k: before[k] for k in keys},
-                 "after": {k: after[k] for k in keys}}]
+        return [{"channel": 0, "group": 0, "before": {k: before[k] for k in _MIX_KEYS},
+                 "after": {k: after[k] for k in _MIX_KEYS}}]
 
     def scored(signal, c):
         if not (signal.any() and wet[c].any()):  # a silent side: nothing to score
-            return dict.fromkeys(keys)
+            return dict.fromkeys(_MIX_KEYS)
         return dict(metrics.mix_summary(signal, wet[c], fs),
                     phase_error_deg=metrics.phase_error_deg(signal, wet[c], fs))
 
     summaries = together(*(lambda signal=signal, c=c: scored(signal, c)
                            for c in range(len(group_of)) for signal in (dry[c], aligned[c])))
-    return [{"channel": c, "group": group, "before": {k: summaries[2 * c][k] for k in keys},
-             "after": {k: summaries[2 * c + 1][k] for k in keys}} for c, group in enumerate(group_of)]
+    return [{"channel": c, "group": group, "before": {k: summaries[2 * c][k] for k in _MIX_KEYS},
+             "after": {k: summaries[2 * c + 1][k] for k in _MIX_KEYS}} for c, group in enumerate(group_of)]

@@ -237,15 +237,17 @@ class ResponseModel:
         self.gate = [np.array([math.cos(2 * math.pi * f * m / cascade.fs) for m in self.cascade._stretch])
                      for f in RING_GATE_HZ[::-1]]
         kinds = self.cascade.kinds
-        self._compiled = dict(
-            omega=self.omega, e=_fitkernel.basis(self.omega, self.cascade._stretch), signs=signs,
-            n_poles=float(sum(sign * k.order * k.stretch for sign, k in zip(signs, kinds))),
-            kinds=np.array([[k.order, k.stretch, k.warped] for k in kinds], dtype=np.int64),
-            columns=np.array([[o.get(name, -1) for name in ("R", "fc", "a")] for o in self.cascade.offsets],
-                             dtype=np.int64),
-            fs=float(cascade.fs),
-            table=np.array([st.R_MAX, st.RANGES["a"].high, st.RANGES["fc"].low, st.RANGES["fc"].high,
-                            st.EDGE_MARGIN, st.FC_NYQUIST_FRACTION]))
+        # the kernels' arguments (apftools._fitkernel): omega, e, signs, n_poles, kinds, columns, fs, table ...
+        self._geometry = (
+            self.omega, _fitkernel.basis(self.omega, self.cascade._stretch), signs,
+            float(sum(sign * k.order * k.stretch for sign, k in zip(signs, kinds))),
+            np.array([[k.order, k.stretch, k.warped] for k in kinds], dtype=np.int64),
+            np.array([[o.get(name, -1) for name in ("R", "fc", "a")] for o in self.cascade.offsets], dtype=np.int64),
+            float(cascade.fs),
+            np.array([st.R_MAX, st.RANGES["a"].high, st.RANGES["fc"].low, st.RANGES["fc"].high, st.EDGE_MARGIN,
+                      st.FC_NYQUIST_FRACTION]))
+        # ... and the ring penalty's: rho, rho_low, c_on, c_off (empty without it)
+        self._ring = (np.empty(0),) * 4 if self.rho is None else (self.rho, self.rho_low, *self.gate)
 
     def __call__(self, theta, phase=True, delay=True):
         """``(phase, group_delay, d phase / d theta, d group_delay / d theta, penalty, d penalty / d theta)``.
@@ -262,25 +264,15 @@ class ResponseModel:
             return (*response, np.zeros(np.shape(theta)[:-1]), np.zeros(np.shape(theta)))
         return (*response, *ring_penalty(sos, d_sos, self.rho, *self.gate, self.rho_low))
 
-    @property
-    def ring(self):
-        """The ring penalty's constants for the kernels: ``(rho, rho_low, c_on, c_off)``, or None without it."""
-        return None if self.rho is None else (self.rho, self.rho_low, *self.gate)
-
     def losses(self, params, mode, targets, target_of_row, weights, ring_weight, scale=0.0):
         """Compiled loss and gradient of rows ``(theta, tau)`` (:func:`apftools._fitkernel.objective`)."""
-        c = self._compiled
-        rho, rho_low, c_on, c_off = self.ring or (np.empty(0),) * 4
         return _fitkernel.objective(np.ascontiguousarray(params, dtype=float), mode, targets,
-                                    np.asarray(target_of_row, dtype=np.int64), weights, c["omega"], c["e"],
-                                    c["signs"], c["n_poles"], c["kinds"], c["columns"], c["fs"], c["table"],
-                                    rho, rho_low, c_on, c_off, float(ring_weight), float(scale))
+                                    np.asarray(target_of_row, dtype=np.int64), weights, *self._geometry, *self._ring,
+                                    float(ring_weight), float(scale))
 
     def response(self, thetas):
         """Compiled ``(phasors, group_delay)`` of rows of theta (:func:`apftools._fitkernel.response`)."""
-        c = self._compiled
-        return _fitkernel.response(np.ascontiguousarray(thetas, dtype=float), c["omega"], c["e"], c["signs"],
-                                   c["n_poles"], c["kinds"], c["columns"], c["fs"], c["table"])
+        return _fitkernel.response(np.ascontiguousarray(thetas, dtype=float), *self._geometry)
 
 
 class _Objective:
@@ -312,16 +304,13 @@ class _Objective:
         from ._threads import together
 
         x0 = np.ascontiguousarray(x0, dtype=float)
-        c = self.model._compiled
-        rho, rho_low, c_on, c_off = self.model.ring or (np.empty(0),) * 4
         targets = self._targets_of(len(x0), None)
 
         def run(rows):
             return _fitkernel.minimize(
                 x0[rows], int(max_iter), -math.inf if lower is None else float(lower), self.mode, self.targets,
-                targets[rows], self.weights, c["omega"], c["e"], c["signs"], c["n_poles"], c["kinds"], c["columns"],
-                c["fs"], c["table"], rho, rho_low, c_on, c_off, float(self.ring_weight), float(self.scale), 10,
-                2.220446049250313e-09, 1e-5, 1e-4, 20)
+                targets[rows], self.weights, *self.model._geometry, *self.model._ring, float(self.ring_weight),
+                float(self.scale), *lbfgs.SETTINGS.values())
 
         parts = together(*(lambda rows=rows: run(rows) for rows in np.array_split(np.arange(len(x0)), 2) if len(rows)))
         x, fun, nit, evaluations = (np.concatenate(column) for column in zip(*parts))

@@ -40,8 +40,14 @@ class BatchResult:
     evaluations: int
 
 
-def minimize(objective, x0, max_iter, lower=None, history=10, ftol=2.220446049250313e-09, gtol=1e-5,
-             armijo=1e-4, max_backtracks=20):
+#: The settings both minimisers use (this one and :func:`apftools._fitkernel.minimize`), in the order the
+#: compiled one takes them: correction pairs kept, relative-decrease and gradient stopping tests (scipy's
+#: L-BFGS-B defaults), Armijo constant, most backtracks of one line search.
+SETTINGS = {"history": 10, "ftol": 2.220446049250313e-09, "gtol": 1e-5, "armijo": 1e-4, "max_backtracks": 20}
+
+
+def minimize(objective, x0, max_iter, lower=None, history=SETTINGS["history"], ftol=SETTINGS["ftol"],
+             gtol=SETTINGS["gtol"], armijo=SETTINGS["armijo"], max_backtracks=SETTINGS["max_backtracks"]):
     """Minimise ``objective`` from each row of ``x0`` with L-BFGS (module docstring).
 
     Parameters

@@ -33,6 +33,11 @@ BEFORE, AFTER = "tab:red", "tab:blue"
 GROUP_COLOURS = ("tab:green", "tab:purple", "tab:brown", "tab:olive", "tab:cyan", "tab:pink", "tab:gray")
 
 
+def _group_colour(g):
+    """Channel group ``g``'s colour (:data:`GROUP_COLOURS`, repeating)."""
+    return GROUP_COLOURS[g % len(GROUP_COLOURS)]
+
+
 def report_figure(alignment, dry, wet, title=None):
     """Five panels: phase and group delay (measured vs fitted), mix per band, mix per wet ratio, impulse response.
 
@@ -70,7 +75,7 @@ def report_figure(alignment, dry, wet, title=None):
     groups = alignment.groups() or [list(range(dry.shape[0]))]
     span = 1.0  # ms either side of the impulse that panel (e) shows, at least
     for g, (model, channels) in enumerate(zip(alignment.models, groups)):
-        colour = GROUP_COLOURS[g % len(GROUP_COLOURS)]
+        colour = _group_colour(g)
         label = "" if len(groups) == 1 else f" ch{'+'.join(str(c + 1) for c in channels)}"
         if not (dry[channels].any() and wet[channels].any()):  # a silent side: nothing measured, nothing fitted
             impulse_ax.plot([], [], color=colour, label=f"nothing to align{label}: a side is silent")
@@ -172,7 +177,7 @@ def response_figure(alignment, n_points=512, bulk=True):
         if not bulk:
             label += f" (beyond its {model.delay_samples:+.2f} samples)"
         phase, tau = model.response(freqs, fs, bulk)
-        colour = GROUP_COLOURS[g % len(GROUP_COLOURS)]
+        colour = _group_colour(g)
         phase_ax.plot(freqs, np.degrees(phase), color=colour, label=label)
         delay_ax.plot(freqs, 1000 * tau / fs, color=colour, label=label)
     _decorate(phase_ax, "phase (degrees)")
@@ -233,7 +238,7 @@ def measurement_figure(measurements, alignment):
         for order, (inputs, level) in measured.harmonic_curves.items():
             if np.any(level > floor):
                 harmonic_ax.plot(inputs, np.where(level > floor, level, np.nan), label=f"H{order}{label}")
-        harmonic_ax.axhline(floor, color=GROUP_COLOURS[c % len(GROUP_COLOURS)], ls=":", lw=1,
+        harmonic_ax.axhline(floor, color=_group_colour(c), ls=":", lw=1,
                             label=f"noise floor{label} (SNR {measured.snr_db:.0f} dB)")
     for ax, title, ylabel in ((magnitude_ax, "(a) magnitude", "level (dB)"),
                               (phase_ax, "(b) phase after the latency and polarity", "phase (degrees)"),

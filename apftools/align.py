@@ -278,7 +278,7 @@ def _fit_group(dry, wet, fs, settings, rng, progress, before):
     grid, dense = _grids(measured, metrics.fit_bands(before["band_level_db"]))
     progress(0.15, "response")
     expected = -1 if low < LOW_SIGN_FLIP else 1
-    model = _fit_grid(grid, estimate.delay_samples, estimate.polarity, settings, report, expected, dense)
+    [model] = _fit_grid(grid, estimate.delay_samples, estimate.polarity, settings, report, expected, dense)
     progress(0.3, "phase fit")
     fitted = [model] + _fit_larger(grid, estimate.delay_samples, estimate.polarity, settings, report, model, dense)
     progress(0.5, "larger phase fit" if len(fitted) > 1 else "phase fit")
@@ -317,23 +317,25 @@ def _grids(tf, bands=None):
 
 
 def _fit_larger(grid, bulk_delay, bulk_polarity, settings, report, default, dense=None):
-    """``[the fit of settings.larger]`` if there is one and :func:`_fit_grid`'s fit ``default`` (its report in
-    ``report``) fits the phase worse than :data:`REFIT_PHASE_LOSS`, else ``[]``; adds ``larger_fit`` to ``report``.
+    """The fits of settings.larger (:func:`_fit_grid`'s list) if there is one and :func:`_fit_grid`'s fit
+    ``default`` (its report in ``report``) fits the phase worse than :data:`REFIT_PHASE_LOSS`, else ``[]``; adds
+    ``larger_fit`` to ``report``.
 
     The larger fit expects the polarity that ``default`` settled, a better prior than GCC-PHAT's on the same
     response: with GCC-PHAT's, the nonlinear preamp's two fits disagreed on one seed of five, and the mix kept
     the larger one's.  Not the polarity that fitted ``default``'s spec best (``other_polarity_loss``): where
     both polarities fit alike, as on the cabinets, which is lower follows the seed (4 case-seeds of 10
     flipped).  The larger fit also polishes each start from the delay that fits its phase best
-    (:func:`apftools.fit.fit_frequency`'s ``anchor``).
+    (:func:`apftools.fit.fit_frequency`'s ``anchor``); where an anchored start wins, the best from the shapes' own
+    delays is a second model for the mix to judge.
     """
     if not settings.larger or report["frequency_fit"]["phase_loss"] <= REFIT_PHASE_LOSS:
         return []
     larger = {}
-    model = _fit_grid(grid, bulk_delay, bulk_polarity, replace(settings, specs=settings.larger), larger,
-                      default.polarity * bulk_polarity, dense, anchor=True)
+    models = _fit_grid(grid, bulk_delay, bulk_polarity, replace(settings, specs=settings.larger), larger,
+                       default.polarity * bulk_polarity, dense, anchor=True)
     report["larger_fit"] = {"spec": "|".join(settings.larger), **larger["frequency_fit"]}
-    return [model]
+    return models
 
 
 def _fit_grid(grid, bulk_delay, bulk_polarity, settings, report, expected=1, dense=None, anchor=False):
@@ -343,9 +345,10 @@ def _fit_grid(grid, bulk_delay, bulk_polarity, settings, report, expected=1, den
     (-1 where the response below the audio band says GCC-PHAT's is wrong,
     :data:`LOW_SIGN_FLIP`); ``dense``: the response at every bin of the band,
     where the fit compares its results (:func:`_grids`); ``anchor``:
-    :func:`apftools.fit.fit_frequency`'s.  Returns the
-    :class:`ChannelModel` (delay and polarity include the bulk ones); adds
-    ``frequency_fit`` (and ``order_selection``) to ``report``.
+    :func:`apftools.fit.fit_frequency`'s.  Returns ``[the fitted ChannelModel]``
+    (delay and polarity include the bulk ones), and the fit's ``alternative``
+    second where it has one; adds ``frequency_fit`` (and
+    ``order_selection``) to ``report``.
     """
     fs = grid.fs
     causal_spec, anticausal_spec = settings.specs
@@ -363,8 +366,12 @@ def _fit_grid(grid, bulk_delay, bulk_polarity, settings, report, expected=1, den
                                    polarity=expected, n_starts=settings.n_starts, dense=dense, anchor=anchor)
     report["frequency_fit"] = {"phase_loss": stage1.loss, "other_polarity_loss": stage1.other_polarity_loss,
                                "shape_losses": stage1.shape_losses}
-    return ChannelModel(bulk_delay + stage1.delay_samples, bulk_polarity * stage1.polarity, cascade, stage1.theta,
-                        anticausal, stage1.anticausal_theta)
+    fits = [stage1]
+    if stage1.alternative is not None:
+        fits.append(stage1.alternative)
+        report["frequency_fit"]["alternative_phase_loss"] = stage1.alternative.loss
+    return [ChannelModel(bulk_delay + fit.delay_samples, bulk_polarity * fit.polarity, cascade, fit.theta, anticausal,
+                         fit.anticausal_theta) for fit in fits]
 
 
 def fit_response(tf, delay_samples, polarity, *, sections=None, causal=False, n_starts=32):
@@ -395,7 +402,7 @@ def fit_response(tf, delay_samples, polarity, *, sections=None, causal=False, n_
     report = {}
     grid, dense = _grids(tf)
     with blas_single_thread():
-        model = _fit_grid(grid, float(delay_samples), int(polarity), settings, report, dense=dense)
+        [model] = _fit_grid(grid, float(delay_samples), int(polarity), settings, report, dense=dense)
         larger = _fit_larger(grid, float(delay_samples), int(polarity), settings, report, model, dense)
     if larger and report["larger_fit"]["phase_loss"] < report["frequency_fit"]["phase_loss"]:
         model = larger[0]
@@ -600,11 +607,14 @@ def align(dry, wet, fs, *, sections=None, causal=False, method="lbfgs", loss="ms
                                     nothing_to_align=str(error), **models[-1].ringing(fs)))
                 continue
             bulk = report["bulk_delay_samples"]  # causal mode cannot advance
-            fitted = dict(zip((label, f"{label} {LARGER_SPEC}"), fitted))
+            names = (label, f"{label} {LARGER_SPEC}", f"{label} {LARGER_SPEC} from the shapes' delays")
+            fitted = dict(zip(names, fitted))
             candidates = {**fitted, "none": ChannelModel(0.0, 1),
                           "delay-only": ChannelModel(max(bulk, 0.0) if causal else bulk, report["bulk_polarity"])}
             chosen, score, report["harm_db"], more, rendered = _choose(candidates, fs, d, w, unaligned)
-            fit = report.get({label: "frequency_fit", f"{label} {LARGER_SPEC}": "larger_fit"}.get(chosen, ""))
+            fit = {names[0]: report["frequency_fit"], **dict.fromkeys(names[1:], report.get("larger_fit"))}.get(chosen)
+            if chosen == names[2]:
+                fit = {**fit, "phase_loss": fit["alternative_phase_loss"]}
             report["polarity_ambiguous"] = bool(fit) and fitting.polarity_ambiguous(fit["phase_loss"],
                                                                                    fit["other_polarity_loss"])
             if report["polarity_ambiguous"]:

@@ -2,10 +2,12 @@
 
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.signal
+import soundfile
 
 from apftools import Alignment, ApftoolsValueError, Cascade, align
 from apftools.align import AUTO_SPECS, LARGER_SPEC, REFIT_PHASE_LOSS, ChannelModel
@@ -86,6 +88,36 @@ def test_the_larger_fit_expects_the_polarity_the_default_fit_settled(monkeypatch
     fit = {"frequency_fit": {"phase_loss": 1.0, "other_polarity_loss": 0.5}}
     [larger] = module._fit_larger(grid, 2.0, -1, settings, fit, ChannelModel(2.0, 1))
     assert asked == [(-1, True)] and larger.polarity == 1
+
+
+def test_an_anchored_larger_fit_also_offers_the_unanchored_one_for_the_mix_to_judge(monkeypatch):
+    module = sys.modules["apftools.align"]
+    original, calls, judged = module.fitting.fit_frequency, [], []
+
+    def recording(cascade, tf, **options):
+        calls.append((cascade, tf, options, original(cascade, tf, **options)))
+        return calls[-1][-1]
+
+    def choose(candidates, *args):
+        judged.append(list(candidates))
+        return choose.original(candidates, *args)
+
+    choose.original = module._choose
+    monkeypatch.setattr(module.fitting, "fit_frequency", recording)
+    monkeypatch.setattr(module, "_choose", choose)
+    folder = Path(__file__).resolve().parents[1] / "data" / "real" / "pedalboard-phaser-guitar-48k"
+    (dry, fs), (wet, _) = (soundfile.read(folder / name) for name in ("dry.flac", "wet.flac"))
+    group = align(dry, wet, fs).report["groups"][0]
+    cascade, tf, options, fit = calls[-1]
+    assert options["anchor"] and fit.alternative is not None  # an anchored start won on this phaser
+    # the alternative is what the same fit finds without anchored starts, to the last digit
+    plain = original(cascade, tf, **{**options, "anchor": False})
+    assert plain.alternative is None and fit.alternative.polarity == fit.polarity == plain.polarity
+    assert (fit.alternative.loss, fit.alternative.delay_samples) == (plain.loss, plain.delay_samples)
+    np.testing.assert_array_equal(fit.alternative.theta, plain.theta)
+    assert fit.loss < plain.loss == group["larger_fit"]["alternative_phase_loss"]
+    assert judged == [["lbfgs", f"lbfgs {LARGER_SPEC}", f"lbfgs {LARGER_SPEC} from the shapes' delays", "none",
+                       "delay-only"]]
 
 
 def test_the_default_spec_grows_where_it_fits_the_phase_badly():

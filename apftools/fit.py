@@ -70,9 +70,7 @@ class FrequencyFit:
         polarity open.
     alternative : FrequencyFit or None
         With ``anchor``, where an anchored start won: the best result of the same polarity from the shapes'
-        own delays.  The two fit the phase in different ways (on a guitar cabinet, 0.012 anchored against
-        0.015, yet the other mixed 0.02 dB better overall), so the mix judges between them
-        (:func:`apftools.align.align`).
+        own delays, for the mix to judge (:func:`apftools.align.align`).
     """
 
     theta: np.ndarray

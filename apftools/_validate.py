@@ -131,5 +131,5 @@ def channel_layout(dry, wet):
         raise ApftoolsValueError(f"dry has {n_dry} channels and wet {n_wet}: apftools aligns N channels to N, "
                                  "a mono dry into an N-channel wet, or an N-channel dry to a mono wet")
     n = max(n_dry, n_wet)
-    dry, wet = validate_pair(np.repeat(dry, n // n_dry, axis=0), np.repeat(wet, n // n_wet, axis=0))
+    dry, wet = validate_pair(*(x if len(x) == n else np.repeat(x, n, axis=0) for x in (dry, wet)))  # views if 1:1
     return dry, wet, n_dry

@@ -588,7 +588,7 @@ def align(dry, wet, fs, *, sections=None, causal=False, method="lbfgs", loss="ms
             def group_progress(fraction, label, i=i):
                 progress((i + fraction) / len(groups), label)
 
-            d, w = dry2[channels], wet2[channels]
+            d, w = (dry2, wet2) if len(groups) == 1 else (dry2[channels], wet2[channels])  # no copy of one group
             where = f"channel(s) {', '.join(str(c + 1) for c in channels)}: " if n_channels > 1 else ""
             try:
                 silent = [name for name, signal in (("dry", d), ("wet", w)) if not signal.any()]

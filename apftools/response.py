@@ -147,11 +147,12 @@ def frame_length(fs, seconds, max_samples=None):
     return n if max_samples is None else min(n, 2 ** int(np.log2(max_samples)))
 
 
-#: Frames (STFT) or segments (Welch) transformed at once: memory stays bounded however long the signal.
-CHUNK_FRAMES = 256
+#: Samples of frames (STFT) or segments (Welch) transformed at once, per channel: memory stays bounded however long
+#: the signal (256 of the metrics' 2048-sample frames; 64 of the transfer function's 8192).
+CHUNK_SAMPLES = 1 << 19
 
 
-def frame_chunks(n_samples, nperseg, hop, chunk=CHUNK_FRAMES):
+def frame_chunks(n_samples, nperseg, hop, chunk):
     """``(start, stop, frames)``: pieces of a signal holding consecutive whole frames, ``chunk`` at most each.
 
     Frames of ``nperseg`` samples start every ``hop`` samples, whole frames
@@ -174,8 +175,9 @@ def hann(n):
     return 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)
 
 
-def frame_spectra(signals, nperseg, hop, detrend=False, chunk=CHUNK_FRAMES):
-    r"""Spectra of Hann-windowed frames, ``chunk`` frames at a time: ``(frames, spectra)`` for each piece.
+def frame_spectra(signals, nperseg, hop, detrend=False, chunk_samples=CHUNK_SAMPLES):
+    r"""Spectra of Hann-windowed frames, ``chunk_samples // nperseg`` frames at a time: ``(frames, spectra)`` for
+    each piece.
 
     Whole frames of ``nperseg`` samples every ``hop`` samples
     (:func:`frame_chunks`); each is windowed by :func:`hann` (after its mean
@@ -183,14 +185,14 @@ def frame_spectra(signals, nperseg, hop, detrend=False, chunk=CHUNK_FRAMES):
     unscaled.  ``signals`` is a sequence of arrays of one shape
     (..., n_samples); each piece gives one array per signal, shape (...,
     frames, nperseg // 2 + 1).  The frames are views into the signals, so
-    memory is bounded by ``chunk`` frames however long they are.  The
+    memory is bounded by ``chunk_samples`` however long they are.  The
     spectra of :func:`scipy.signal.stft`, :func:`~scipy.signal.welch` and
     :func:`~scipy.signal.csd` before their scaling, each transform done
     once for all three: a transfer function of 8 s took 4 times less time,
     the metrics' 2048-sample Welch estimate 6 times less, than with those.
     """
     window = hann(nperseg)
-    for start, stop, frames in frame_chunks(signals[0].shape[-1], nperseg, hop, chunk):
+    for start, stop, frames in frame_chunks(signals[0].shape[-1], nperseg, hop, max(1, chunk_samples // nperseg)):
         spectra = []
         for x in signals:
             framed = np.lib.stride_tricks.sliding_window_view(x[..., start:stop], nperseg, axis=-1)[..., ::hop, :]

@@ -36,9 +36,9 @@ def test_every_section_kind_multiplies_out_to_sos_rows_that_filter_as_the_cascad
 
 
 def models(fs, causal):
-    """A model with every part: fractional delays of both signs, both polarities, stretched sections; mono into
+    """A model with every part: fractional delays of both signs, both polarities, every section kind; mono into
     stereo (one model each); the causal one without the anti-causal part or an advance."""
-    causal_part, anticausal_part = Cascade("2x2w,1sw3", fs), Cascade("1w,2sw2", fs)
+    causal_part, anticausal_part = Cascade("2x2w,1sw3,1,2", fs), Cascade("1w,2sw2", fs)
     left = ChannelModel(12.37, -1, causal_part, causal_part.init(1),
                         *(() if causal else (anticausal_part, anticausal_part.init(2))))
     right = ChannelModel(3.0 if causal else -5.5, 1, anticausal_part, anticausal_part.init(3))

@@ -7,6 +7,9 @@ arguments against these same tuples.
 
 #: Fitters of :func:`apftools.align`: L-BFGS (phase fit from many starts) or BiasNet (Bargum et al.).
 METHODS = ("lbfgs", "biasnet")
+#: The bench's methods (:mod:`apftools.bench`).
+BENCH_METHODS = ("raw", "delay-polarity", "oracle", "lbfgs", "lbfgs-causal", "auto", "biasnet-paper", "biasnet-small",
+                 "biasnet+polish", "cmd")
 #: The keys of :data:`apftools.losses.LOSSES`, in order.
 LOSS_NAMES = ("mse", "esr", "ncc", "stft_sum", "mr_stft_sum")
 #: Largest bulk delay of a model, either sign, in seconds (:mod:`apftools.model`; ``--max-delay-ms``'s bound).

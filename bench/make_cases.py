@@ -2,7 +2,7 @@
 
 ``python bench/make_cases.py OUTDIR [--only NAME ...] [--seconds 8] [--check]``
 writes one folder per case, ``OUTDIR/<name>/{dry.wav, wet.wav, meta.json}``
-(32-bit float WAV), for :mod:`bench.quality` to score.  ``--check`` renders
+(32-bit float WAV), for ``apftools bench`` (:mod:`apftools.bench`) to score.  ``--check`` renders
 every case a second time into a temporary folder and reports, per case,
 whether the samples came out identical.
 

@@ -1,4 +1,4 @@
-"""bench/quality.py, the real-effects runner, on cases made here and on one committed real case (no plugins).
+"""apftools bench, the real-effects runner, on cases made here and on the shipped real cases (no plugins needed).
 
 Hand values: an identical wet scores 0 dB everywhere; a wet 90 degrees off
 at every frequency -3.01 dB; an inverted wet the floor, which delay and
@@ -6,7 +6,6 @@ polarity alignment lifts back to 0 dB.  An external aligner that copies the
 dry must score exactly like ``raw``.
 """
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -16,22 +15,16 @@ import pytest
 import scipy.signal
 import soundfile
 
+from click.testing import CliRunner
+
+from apftools import bench
+from apftools.cli import main
 from apftools.metrics import MIN_DB
 from apftools.synthetic import make_pair, pink_noise
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT / "data" / "real"
 FS = 48000
-
-
-def _load_quality():
-    spec = importlib.util.spec_from_file_location("bench_quality", ROOT / "bench" / "quality.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-quality = _load_quality()
 
 
 def write(folder, dry, wet, fs=FS, meta=None):
@@ -43,9 +36,10 @@ def write(folder, dry, wet, fs=FS, meta=None):
 
 
 def run(cases, tmp_path, *args):
-    """main() on ``cases``; returns (rows from --json, stdout table)."""
+    """``apftools bench`` on ``cases``; returns the rows it wrote with --json."""
     out = tmp_path / "rows.json"
-    quality.main([str(cases), "--json", str(out), *map(str, args)])
+    result = CliRunner().invoke(main, ["bench", str(cases), "--json", str(out), *map(str, args)])
+    assert result.exit_code == 0, result.output
     return json.loads(out.read_text())
 
 
@@ -72,7 +66,7 @@ def test_hand_values(hand_cases, tmp_path):
     assert by(rows, "quadrature", "raw")["mix_deficit_db"] == pytest.approx(-3.0103, abs=0.02)
     assert inverted["mix_deficit_db"] == MIN_DB and inverted["phase_error_deg"] == pytest.approx(180.0)
     assert by(rows, "inverted", "delay-polarity")["mix_deficit_db"] == pytest.approx(0.0, abs=1e-9)
-    assert set(rows[0]) >= set(quality.KEYS)
+    assert set(rows[0]) >= set(bench.KEYS)
 
 
 @pytest.fixture(scope="module")
@@ -147,8 +141,33 @@ def test_failures_are_rows_and_the_run_goes_on(tmp_path):
 
 
 def test_the_table_has_a_row_per_case_and_the_summary(rows):
-    table = quality.markdown(rows, ["raw", "oracle", "lbfgs"])
+    table = bench.markdown(rows, ["raw", "oracle", "lbfgs"])
     lines = table.splitlines()
     assert lines[0] == "| case | expect | raw | oracle | lbfgs |"
     assert sum(line.startswith("| synthetic-") for line in lines) == 3
     assert any(line.startswith("| **within 0.5 dB of oracle** | | 0/4 | 4/4 |") for line in lines)
+
+
+def test_your_aligner_from_python_and_the_shipped_cases_by_default():
+    def copy_of_the_dry(dry, wet, fs):  # one channel serves every wet channel
+        return dry[:1]
+
+    done = []
+    rows = bench.run(methods=["raw"], aligners={"mine": copy_of_the_dry}, only=["mono-into-stereo-wider-guitar-48k"],
+                     progress=lambda *args: done.append(args))
+    assert done == [(1, 1, "mono-into-stereo-wider-guitar-48k")]
+    assert {(r["method"], r["channel"]) for r in rows} == {(m, c) for m in ("raw", "mine") for c in ("0", "1", "all")}
+    for raw in [r for r in rows if r["method"] == "raw"]:
+        mine = by(rows, raw["case"], "mine", raw["channel"])
+        assert (mine["mix_deficit_db"], mine["worst_band_db"], mine["error"]) == (raw["mix_deficit_db"],
+                                                                                raw["worst_band_db"], None)
+    assert len(bench.find_cases(bench.shipped_cases())) == 12
+
+
+def test_bad_methods_are_refused_in_the_callers_terms(tmp_path):
+    result = CliRunner().invoke(main, ["bench", "--methods", "raw,nope"])
+    assert result.exit_code == 2 and "--methods" in result.output and "nope" in result.output
+    with pytest.raises(ValueError, match="needs a command template"):
+        bench.run(methods=["cmd"])
+    with pytest.raises(ValueError, match="no case folders"):
+        bench.run(tmp_path)

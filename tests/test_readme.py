@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Other programs the README runs exports in (Debian packages that .ci/run installs; skipped where missing).
@@ -22,9 +24,9 @@ HOSTS = ("sox", "ffmpeg")
 BLOCK = re.compile(r"^```(\w+)\n(.*?)^```", re.S | re.M)
 
 
-def examples():
-    """(kind, text, expected output or None) in README order."""
-    for language, body in BLOCK.findall((ROOT / "README.md").read_text()):
+def examples(page="README.md"):
+    """(kind, text, expected output or None) in the page's order."""
+    for language, body in BLOCK.findall((ROOT / page).read_text()):
         if language == "sh":
             for line in body.splitlines():
                 command = line.split("&&")[-1].strip()
@@ -75,3 +77,12 @@ def test_the_readme_examples_run_in_order(tmp_path, monkeypatch):
     assert ran.count("command") >= 5 and ran.count("python") >= 2
     assert sorted(os.listdir("out")) == ["aligned.wav", "model.json", "report.json", "report.png"]
 
+
+
+@pytest.mark.parametrize("page", ["docs/testing.md"])
+def test_the_documentation_pages_examples_run_in_order(page, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    blocks = [text for kind, text, _ in examples(page) if kind == "python"]
+    assert blocks
+    for text in blocks:  # each block on its own, as a reader copies it
+        exec(compile(text, page, "exec"), {"__name__": page})

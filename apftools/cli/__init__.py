@@ -14,7 +14,7 @@ from .. import __version__
 #: The subcommands, each the function of its name in ``apftools.cli.<name>``.  A module is imported when its
 #: command runs or ``--help`` lists it, so ``--version`` imports none: their option declarations took 20 ms,
 #: two fifths of the start-up above ``import click``.
-COMMANDS = ("align", "apply", "batch", "export", "measure", "response", "score", "sweep")
+COMMANDS = ("align", "apply", "batch", "bench", "export", "measure", "response", "score", "sweep")
 
 
 class _Commands(click.Group):

@@ -1,14 +1,16 @@
-"""Score aligners on a folder of dry/wet cases: the real-effects benchmark.
+"""Score aligners on a folder of dry/wet cases: the real-effects benchmark, for apftools and anyone's aligner.
 
-``python bench/quality.py CASES_DIR [--methods LIST] [--cmd TEMPLATE] [--json FILE] [--plot FILE] [--only NAMES]``
+``apftools bench [CASES_DIR] [--methods LIST] [--cmd TEMPLATE] [--json FILE] [--plot FILE] [--only NAMES]``, or
+:func:`run` from Python with your aligner as a callable.  Without ``CASES_DIR``, the twelve 4-second real-effect
+cases shipped with apftools (:func:`shipped_cases`: third-party plugins over real recordings, each with its recipe
+in ``meta.json``).
 
 A case is any sub-folder holding ``dry.wav`` (or ``.flac``) and ``wet.wav``
 (or ``.flac``) at one sample rate; ``meta.json`` is optional (its
 ``expect`` is shown).  Layouts: N dry channels into N wet channels, or a
 mono dry into an N-channel wet (each wet channel scored against the one dry).
 
-Methods (``--methods``, comma-separated, default all but ``cmd``, which
-runs when ``--cmd`` is given):
+Methods (default :data:`DEFAULT_METHODS`):
 
 =================  ==========================================================
 ``raw``            no alignment
@@ -31,28 +33,30 @@ runs when ``--cmd`` is given):
                    length, the wet's channel count or one channel for all)
 =================  ==========================================================
 
-BiasNet trainings stop after ``--biasnet-seconds`` (default 15 s) or 1000
-steps, whichever comes first.  A method that fails on a case records its
-error in that row; the run goes on.
+and from Python, any ``aligners={"mine": f}`` with ``f(dry, wet, fs) ->
+aligned``: dry ``(C_dry, N)``, wet ``(C, N)``, aligned ``(C, N)`` or ``(1, N)``
+for every channel.  BiasNet trainings stop after ``biasnet_seconds`` (default
+15 s) or 1000 steps, whichever comes first.  A method that fails on a case
+records its error in that row; the run goes on.
 
-Metrics, per case, method and wet channel and over all channels (``"all"``: the
-overall deficit of the pooled channels, the worst band and the harm of the
-worst channel),
-all from :mod:`apftools.metrics`: the 50/50 mix deficit, the worst
-third-octave window and its centre (windows a sixth of an octave apart:
-:func:`apftools.bands.window_centres`), the *harm* (the largest loss of any
-window with energy against ``raw``, :func:`apftools.metrics.band_harm_db`), the
-weighted phase error, the fitted model's largest cascade group delay over
-20 Hz to min(20 kHz, 0.45 fs) (a ringing indicator), and wall seconds.
+Metrics, per case, method and wet channel and over all channels (``"all"``:
+the overall deficit of the pooled channels, the worst band and the harm of
+the worst channel), all from :mod:`apftools.metrics`: the 50/50 mix
+deficit, the worst third-octave window and its centre (windows a sixth of an
+octave apart: :func:`apftools.bands.window_centres`), the *harm* (the
+largest loss of any window with energy against ``raw``,
+:func:`apftools.metrics.band_harm_db`), the weighted phase error, the
+fitted model's largest cascade group delay over the audio band (a ringing
+indicator), and wall seconds.
 
-Output: a markdown table of the worst band per case and method on stdout,
-with summary rows (cases within 0.5 dB of the oracle's worst band, cases
-harmed by more than 0.5 dB, median deficit); ``--json FILE`` writes one row
-per case, method and channel; ``--plot FILE`` draws the worst bands.
+Output: :func:`markdown` gives the worst band per case and method, with
+summary rows (cases within 0.5 dB of the oracle's worst band, cases harmed by
+more than 0.5 dB, median deficit and seconds); :func:`plot` draws the worst
+bands.
 """
 
-import argparse
 import concurrent.futures
+import contextlib
 import functools
 import json
 import math
@@ -60,19 +64,22 @@ import pathlib
 import shlex
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 
 import numpy as np
 import scipy.signal
 
-from apftools import align, metrics
-from apftools.delay import apply_delay, estimate_delay
-from apftools.io import read_audio
+from . import metrics
+from .align import align
+from .delay import apply_delay, estimate_delay
+from .errors import ApftoolsValueError
+from .io import read_audio
+from .names import BENCH_METHODS
 
-METHODS = ("raw", "delay-polarity", "oracle", "lbfgs", "lbfgs-causal", "auto", "biasnet-paper", "biasnet-small",
-           "biasnet+polish", "cmd")
+METHODS = BENCH_METHODS
+#: What runs when no methods are named: the references and apftools' two modes (BiasNet's take 15 s a case each).
+DEFAULT_METHODS = ("raw", "delay-polarity", "oracle", "lbfgs", "lbfgs-causal")
 #: A method is "near the oracle" on a case when its worst band is within this of the oracle's (dB).
 NEAR_ORACLE_DB = 0.5
 #: A method "harms" a case when some band loses more than this against raw (dB).
@@ -82,6 +89,13 @@ KEYS = ("case", "method", "channel", "mix_deficit_db", "worst_band_db", "worst_b
 
 
 # ------------------------------------------------------------------------------------------------------- cases
+def shipped_cases():
+    """The folder of the twelve real-effect cases shipped with apftools: in the installed package, or ``data/real``
+    of a source checkout (an editable install)."""
+    installed = pathlib.Path(__file__).resolve().parent / "cases"
+    return installed if installed.is_dir() else pathlib.Path(__file__).resolve().parents[1] / "data" / "real"
+
+
 def _audio_files(folder):
     """Stem -> path of the WAV and FLAC files in ``folder``."""
     return {p.stem: p for p in folder.glob("*") if p.suffix.lower() in (".wav", ".flac")}
@@ -139,6 +153,19 @@ def _apftools(**options):
     return method
 
 
+def _every_channel(aligned, wet, fs_out, fs, what):
+    """``aligned`` with the wet's channels (one channel serves every wet channel, as a mono dry does), refused with
+    what it is unless it has the wet's rate and length."""
+    aligned = np.atleast_2d(np.asarray(aligned, dtype=float))
+    if aligned.shape[0] == 1:
+        aligned = np.repeat(aligned, wet.shape[0], axis=0)
+    if fs_out != fs or aligned.shape != wet.shape:
+        raise ValueError(f"{what} has {aligned.shape[0]} channel(s) of {aligned.shape[-1]} samples at {fs_out} Hz; "
+                         f"expected 1 or {wet.shape[0]} channel(s) (the wet's) of {wet.shape[1]} samples (the dry's "
+                         f"length) at {fs} Hz")
+    return aligned
+
+
 def _cmd_method(template):
     def method(dry, wet, fs, case_folder):
         with tempfile.TemporaryDirectory() as out:
@@ -149,13 +176,14 @@ def _cmd_method(template):
             if result.returncode != 0:
                 raise RuntimeError(f"exit {result.returncode}: {result.stderr.strip()[-300:]}")
             aligned, fs_out = read_audio(pathlib.Path(out) / "aligned.wav")
-        if aligned.shape[0] == 1:  # one aligned channel serves every wet channel, as a mono dry does
-            aligned = np.repeat(aligned, wet.shape[0], axis=0)
-        if fs_out != fs or aligned.shape != wet.shape:
-            raise ValueError(f"aligned.wav has {aligned.shape[0]} channel(s) of {aligned.shape[1]} samples at "
-                             f"{fs_out} Hz; expected 1 or {wet.shape[0]} channel(s) (the wet's) of {wet.shape[1]} "
-                             f"samples (the dry's length) at {fs} Hz")
-        return aligned, None
+        return _every_channel(aligned, wet, fs_out, fs, "aligned.wav"), None
+
+    return method
+
+
+def _callable_method(aligner):
+    def method(dry, wet, fs, case_folder):
+        return _every_channel(aligner(dry, wet, fs), wet, fs, fs, "the aligner's output"), None
 
     return method
 
@@ -167,8 +195,9 @@ def _per_channel_method(function):
     return method
 
 
-def build_methods(biasnet_seconds, cmd=None):
-    """Method name -> ``f(dry, wet, fs, case_folder) -> (aligned with the wet's channels, Alignment or None)``."""
+def build_methods(biasnet_seconds, cmd=None, aligners=None):
+    """Method name -> ``f(dry, wet, fs, case_folder) -> (aligned with the wet's channels, Alignment or None)``;
+    ``aligners``: more, by name, each ``f(dry, wet, fs) -> aligned``."""
     paper = {"max_seconds": biasnet_seconds}
     methods = {
         "raw": _per_channel_method(lambda d, w, fs: d),
@@ -184,7 +213,7 @@ def build_methods(biasnet_seconds, cmd=None):
     }
     if cmd is not None:
         methods["cmd"] = _cmd_method(cmd)
-    return methods
+    return methods | {name: _callable_method(f) for name, f in (aligners or {}).items()}
 
 
 # ----------------------------------------------------------------------------------------------------- metrics
@@ -215,9 +244,9 @@ def score(aligned, wet, fs, raw_bands):
     return rows, bands
 
 
-def run_case(folder, names, biasnet_seconds, cmd=None):
+def run_case(folder, names, biasnet_seconds, cmd=None, aligners=None):
     """The methods ``names`` on one case: JSON rows (raw first, so harm has its reference)."""
-    methods = {name: f for name, f in build_methods(biasnet_seconds, cmd).items() if name in names}
+    methods = {name: f for name, f in build_methods(biasnet_seconds, cmd, aligners).items() if name in names}
     name = folder.name
     try:
         dry, wet, fs, meta = load_case(folder)
@@ -287,19 +316,18 @@ def markdown(rows, methods):
     return "\n".join(lines + _summary(rows, methods))
 
 
-def plot(rows, methods, path):
-    """Per case, the worst band of each method as a horizontal bar; the oracle as a black mark."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def plot(rows, methods):
+    """Per case, the worst band of each method as a horizontal bar; the oracle as a black mark: a Figure."""
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure
 
     cases = list(dict.fromkeys(row["case"] for row in rows))
     index = {(r["case"], r["method"]): r for r in rows if r["channel"] == "all" and not r["error"]}
     shown = [m for m in methods if m != "oracle"]
     height = 0.8 / max(len(shown), 1)
-    figure, ax = plt.subplots(figsize=(10, 1.0 + 0.45 * len(cases) * max(1, len(shown) / 4)))
-    colours = plt.get_cmap("tab10")
+    figure = Figure(figsize=(10, 1.0 + 0.45 * len(cases) * max(1, len(shown) / 4)))
+    ax = figure.subplots()
+    colours = colormaps["tab10"]
     for j, method in enumerate(shown):
         y = [i + (j - (len(shown) - 1) / 2) * height for i in range(len(cases))]
         x = [index[(c, method)]["worst_band_db"] if (c, method) in index else np.nan for c in cases]
@@ -316,48 +344,62 @@ def plot(rows, methods, path):
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     ax.grid(axis="x", alpha=0.3)
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    return figure
 
 
-def _json_safe(value):
-    return None if isinstance(value, float) and not math.isfinite(value) else value
+def json_rows(rows):
+    """``rows`` with non-finite numbers as None, for JSON."""
+    return [{k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()} for row in rows]
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("cases_dir", type=pathlib.Path)
-    parser.add_argument("--methods", default=None, help=f"comma-separated, from {', '.join(METHODS)}")
-    parser.add_argument("--cmd", default=None, help="external aligner template with {dry}, {wet} and {out}")
-    parser.add_argument("--json", type=pathlib.Path, default=None, help="write the rows as JSON")
-    parser.add_argument("--plot", type=pathlib.Path, default=None, help="write a PNG of the worst bands")
-    parser.add_argument("--only", default=None, help="comma-separated case names")
-    parser.add_argument("--biasnet-seconds", type=float, default=15.0, help="cap of each BiasNet training")
-    parser.add_argument("--jobs", type=int, default=1, help="cases scored at once (one process each)")
-    args = parser.parse_args(argv)
-    names = args.methods.split(",") if args.methods else [m for m in METHODS if m != "cmd" or args.cmd]
-    unknown = set(names) - set(METHODS)
-    if unknown or ("cmd" in names and not args.cmd):
-        parser.error(f"unknown methods {sorted(unknown)}" if unknown else "--methods cmd needs --cmd TEMPLATE")
-    cases = find_cases(args.cases_dir, args.only.split(",") if args.only else None)
+def run(cases_dir=None, methods=None, *, aligners=None, cmd=None, only=None, jobs=1, biasnet_seconds=15.0,
+        progress=None):
+    """Score ``methods`` (and ``aligners``) on every case below ``cases_dir``: one row per case, method and channel.
+
+    Parameters
+    ----------
+    cases_dir : str or os.PathLike, optional
+        A folder of case folders; default :func:`shipped_cases`.
+    methods : sequence of str, optional
+        From :data:`METHODS`; default :data:`DEFAULT_METHODS` (with
+        ``"cmd"`` when ``cmd`` is given), and the ``aligners``.
+    aligners : dict, optional
+        Your aligners by name: ``f(dry, wet, fs) -> aligned`` (module
+        docstring); with ``jobs > 1`` they must be picklable.
+    cmd : str, optional
+        An external aligner's command template (the ``cmd`` method).
+    only : sequence of str, optional
+        Case names to run.
+    jobs : int
+        Cases scored at once, one process each.
+    biasnet_seconds : float
+        Cap of each BiasNet training (s).
+    progress : callable, optional
+        ``progress(done, total, case_name)`` after each case.
+
+    Returns
+    -------
+    list of dict
+        Keys :data:`KEYS` and ``expect``; a method that failed has its
+        ``error`` and no metrics.
+    """
+    aligners = dict(aligners or {})
+    names = list(methods) if methods else [*DEFAULT_METHODS, *(["cmd"] if cmd else [])]
+    names += [name for name in aligners if name not in names]
+    unknown = set(names) - set(METHODS) - set(aligners)
+    if unknown:
+        raise ApftoolsValueError(f"unknown methods {sorted(unknown)}; choose from {', '.join(METHODS)}")
+    if "cmd" in names and not cmd:
+        raise ApftoolsValueError("the cmd method needs a command template (cmd=..., --cmd on the command line)")
+    folder = pathlib.Path(shipped_cases() if cases_dir is None else cases_dir)
+    cases = find_cases(folder, set(only) if only else None)
     if not cases:
-        parser.error(f"no case folders with dry and wet files in {args.cases_dir}")
-    rows, start = [], time.perf_counter()
-    work = functools.partial(run_case, names=names, biasnet_seconds=args.biasnet_seconds, cmd=args.cmd)
-    pool = concurrent.futures.ProcessPoolExecutor(args.jobs) if args.jobs > 1 else None
-    for i, (case, case_rows) in enumerate(zip(cases, pool.map(work, cases) if pool else map(work, cases))):
-        rows += case_rows
-        print(f"[{i + 1}/{len(cases)}] {case.name} ({time.perf_counter() - start:.0f} s so far)",
-              file=sys.stderr, flush=True)
-    if pool:
-        pool.shutdown()
-    print(markdown(rows, names))
-    print(f"\n{len(cases)} cases, {len(names)} methods in {time.perf_counter() - start:.0f} s")
-    if args.json:
-        args.json.write_text(json.dumps([{k: _json_safe(v) for k, v in r.items()} for r in rows], indent=1) + "\n")
-    if args.plot:
-        plot(rows, names, args.plot)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        raise ApftoolsValueError(f"no case folders with dry and wet files in {folder}")
+    rows = []
+    work = functools.partial(run_case, names=names, biasnet_seconds=biasnet_seconds, cmd=cmd, aligners=aligners)
+    with concurrent.futures.ProcessPoolExecutor(jobs) if jobs > 1 else contextlib.nullcontext() as pool:
+        for i, case_rows in enumerate(pool.map(work, cases) if pool else map(work, cases)):
+            rows += case_rows
+            if progress is not None:
+                progress(i + 1, len(cases), cases[i].name)
+    return rows

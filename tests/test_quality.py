@@ -171,3 +171,27 @@ def test_bad_methods_are_refused_in_the_callers_terms(tmp_path):
         bench.run(methods=["cmd"])
     with pytest.raises(ValueError, match="no case folders"):
         bench.run(tmp_path)
+
+
+def test_apftools_bench_on_the_shipped_cases_reproduces_the_readme_table():
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("| case | expect | raw | delay-polarity | oracle | lbfgs | lbfgs-causal |\n|---|")
+    stated = readme[start:readme.index("```", start)].strip().splitlines()
+    printed = bench.markdown(bench.run(), list(bench.DEFAULT_METHODS)).splitlines()
+    assert len(printed) == len(stated)
+    for mine, theirs in zip(printed, stated):
+        if "median seconds" in theirs:  # the one row that depends on the machine
+            continue
+        cells, expected = mine.split("|"), theirs.split("|")
+        assert [c for c in cells if not _number(c)] == [c for c in expected if not _number(c)], theirs
+        for a, b in zip(cells, expected):
+            if _number(b):  # worst bands and deficits in dB: the same fits on any machine, printed to 0.01
+                assert abs(float(a) - float(b)) <= 0.02, theirs
+
+
+def _number(cell):
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True

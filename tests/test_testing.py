@@ -6,6 +6,8 @@ fails within the CI profile's examples (hypothesis's default 100); run on the
 right one, it passes 1000.
 """
 
+import subprocess
+import sys
 from fractions import Fraction
 
 import numpy as np
@@ -21,6 +23,11 @@ from apftools.testing import (assert_allpass, assert_bibo, assert_gradients_matc
 from apftools.testing.strategies import signals, stable_polynomials, stable_sos
 
 BUTTERWORTH = scipy.signal.butter(6, 1000, fs=48000, output="sos")
+
+
+def test_the_assertions_need_neither_hypothesis_nor_numba():
+    code = "import sys, apftools.testing; print(sorted({'hypothesis', 'numba'} & set(sys.modules)))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"
 
 
 def test_pole_radii_are_the_roots_radii_for_every_kind_of_pair():

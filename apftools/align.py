@@ -109,20 +109,20 @@ class NothingToAlign(ApftoolsValueError):
     """
 
 
-def _link(dry, wet, fs, link, max_delay_s):
+def _link(dry, wet, fs, link, estimates):
     """Groups of channels that share one model, and the report of how they were chosen.
 
     ``link="auto"``: channel c joins the first group whose first channel
     agrees with it: bulk delays within :data:`LINK_DELAY_SAMPLES`, the same
     polarity, and phase responses (both compensated by the group's delay and
     polarity) within :data:`LINK_PHASE_DEG`.  Otherwise it starts a group;
-    so does a channel with a silent side, linked to none.
+    so does a channel with a silent side, linked to none.  ``estimates``:
+    each channel's :class:`~apftools.delay.DelayEstimate`, None where a side is silent.
     """
     n = dry.shape[0]
     if n == 1 or link != "auto":
         groups = [[c] for c in range(n)] if link == "separate" else [list(range(n))]
         return groups, {"link": link, "groups": groups, "pairs": []}
-    estimates = [estimate_delay(d, w, fs, max_delay_s) if d.any() and w.any() else None for d, w in zip(dry, wet)]
 
     def compare(i, j):
         shift = estimates[i]
@@ -240,16 +240,17 @@ def _larger(sections, causal, method):
     return split_spec(LARGER_SPEC, False) if sections is None and not causal and method == "lbfgs" else None
 
 
-def _fit_group(dry, wet, fs, settings, rng, progress, before):
+def _fit_group(dry, wet, fs, settings, rng, progress, before, estimate=None):
     """Delay, polarity and cascades for one group of channels; returns (fitted models, report entries).
 
     ``before``: the group's unaligned metrics, whose band levels say which
     bands the fit weighs (:func:`apftools.metrics.fit_bands`).  The fitted
     models are the fit of ``settings.specs`` and, where it fits the phase
     worse than :data:`REFIT_PHASE_LOSS`, that of ``settings.larger``.
+    ``estimate``: the group's bulk delay estimate, if already made.
     """
     report = {}
-    estimate = estimate_delay(dry, wet, fs, settings.max_delay_s)
+    estimate = estimate or estimate_delay(dry, wet, fs, settings.max_delay_s)
     report["bulk_delay_samples"] = float(estimate.delay_samples)
     report["bulk_polarity"] = int(estimate.polarity)
     report["delay_confidence"] = float(estimate.confidence)
@@ -579,10 +580,12 @@ def align(dry, wet, fs, *, sections=None, causal=False, method="lbfgs", loss="ms
     progress = progress or (lambda fraction, label: None)
     rng = np.random.default_rng(seed)
     n_channels = dry2.shape[0]
-    before = metrics.mix_report(dry2, wet2, fs)
-
     with blas_single_thread():
-        groups, linking = _link(dry2, wet2, fs, link, max_delay_s)
+        # each channel's bulk delay, once: the unaligned pair's residual delay, the linking, a lone channel's fit
+        estimates = [estimate_delay(d, w, fs, max_delay_s) if d.any() and w.any() else None for d, w in zip(dry2, wet2)]
+        before = metrics.mix_report(dry2, wet2, fs, residual_delay_samples=metrics.largest_delay(
+            [e.delay_samples for e in estimates if e is not None]))
+        groups, linking = _link(dry2, wet2, fs, link, estimates)
         models, reports, nothing = [], [], []
         for i, channels in enumerate(groups):
             def group_progress(fraction, label, i=i):
@@ -594,8 +597,10 @@ def align(dry, wet, fs, *, sections=None, causal=False, method="lbfgs", loss="ms
                 silent = [name for name, signal in (("dry", d), ("wet", w)) if not signal.any()]
                 if silent:
                     raise NothingToAlign(f"nothing to align: the {silent[0]} is silent")
-                unaligned = before if len(groups) == 1 else metrics.mix_report(d, w, fs)
-                fitted, report = _fit_group(d, w, fs, settings, rng, group_progress, unaligned)
+                unaligned = before if len(groups) == 1 else metrics.mix_report(d, w, fs, residual_delay_samples=(
+                    metrics.largest_delay([estimates[c].delay_samples for c in channels])))
+                fitted, report = _fit_group(d, w, fs, settings, rng, group_progress, unaligned,
+                                            estimates[channels[0]] if len(channels) == 1 else None)
             except NothingToAlign as error:
                 if len(groups) == 1:
                     raise

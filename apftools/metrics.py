@@ -489,8 +489,12 @@ def residual_delay_samples(dry, wet, fs):
 def _residual_delay(dry, wet, fs):
     from .delay import estimate_delay
 
-    return max((float(estimate_delay(d, w, fs).delay_samples) for d, w in zip(dry, wet) if d.any() and w.any()),
-               key=abs, default=float("nan"))
+    return largest_delay([estimate_delay(d, w, fs).delay_samples for d, w in zip(dry, wet) if d.any() and w.any()])
+
+
+def largest_delay(delays):
+    """The delay of largest magnitude, signed, of several channels' (NaN for none)."""
+    return max((float(d) for d in delays), key=abs, default=float("nan"))
 
 
 def mix_summary(dry, wet, fs):
@@ -547,7 +551,7 @@ def _summary(dry, wet, fs):
     }
 
 
-def mix_report(dry, wet, fs, summary=None):
+def mix_report(dry, wet, fs, summary=None, residual_delay_samples=None):
     """All metrics in one JSON-ready dict of plain floats.
 
     Parameters
@@ -559,6 +563,9 @@ def mix_report(dry, wet, fs, summary=None):
     summary : dict, optional
         :func:`mix_summary` of the same pair, if already computed (candidates
         are compared on their summaries; the kept one gets the rest).
+    residual_delay_samples : float, optional
+        The pair's delay, if already estimated (:func:`apftools.align.align`
+        has each channel's before it fits, over its own ``max_delay_s``).
 
     Returns
     -------
@@ -567,8 +574,9 @@ def mix_report(dry, wet, fs, summary=None):
         ``ncc``, ``coherence`` and ``residual_delay_samples``.
     """
     dry, wet, fs = _checked(dry, wet, fs)
-    residual, tf, *computed = together(lambda: _residual_delay(dry, wet, fs), lambda: _welch(dry, wet, fs),
-                                       *([lambda: _summary(dry, wet, fs)] if summary is None else []))
+    residual, tf, *computed = together(
+        lambda: _residual_delay(dry, wet, fs) if residual_delay_samples is None else float(residual_delay_samples),
+        lambda: _welch(dry, wet, fs), *([lambda: _summary(dry, wet, fs)] if summary is None else []))
     summary = computed[0] if summary is None else summary
     return {
         **summary,

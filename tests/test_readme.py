@@ -1,4 +1,5 @@
-"""Every example in the README runs as written, in order, on a fresh copy of the shipped data.
+"""Every example in the README and the documentation's pages runs as written, in order, on a fresh copy of the
+shipped data.
 
 ``sh`` blocks and ``$`` lines of ``text`` blocks run as commands (``apftools``
 through this checkout's ``python -m apftools``, and the :data:`HOSTS` where
@@ -56,12 +57,13 @@ def assert_printed_like(printed, expected, command):
     assert all(abs(a - b) <= TOLERANCE for a, b in zip(numbers, expected_numbers)), (command, numbers, expected_numbers)
 
 
-def test_the_readme_examples_run_in_order(tmp_path, monkeypatch):
+@pytest.mark.parametrize("page", ["README.md", "docs/guide.md", "docs/testing.md"])
+def test_the_examples_run_in_order(page, tmp_path, monkeypatch):
     (tmp_path / "data").symlink_to(ROOT / "data")
     monkeypatch.chdir(tmp_path)
     environment = dict(os.environ, PYTHONPATH=str(ROOT))
     ran = []
-    for kind, text, expected in examples():
+    for kind, text, expected in examples(page):
         if kind == "command":
             program, *arguments = shlex.split(text)
             if program in HOSTS and shutil.which(program) is None:
@@ -72,17 +74,8 @@ def test_the_readme_examples_run_in_order(tmp_path, monkeypatch):
             if expected is not None:
                 assert_printed_like(result.stdout.splitlines(), expected, text)
         else:
-            exec(compile(text, "README.md", "exec"), {})
+            exec(compile(text, page, "exec"), {"__name__": page})  # each block on its own, as a reader copies it
         ran.append(kind)
-    assert ran.count("command") >= 5 and ran.count("python") >= 2
-    assert sorted(os.listdir("out")) == ["aligned.wav", "model.json", "report.json", "report.png"]
-
-
-
-@pytest.mark.parametrize("page", ["docs/testing.md"])
-def test_the_documentation_pages_examples_run_in_order(page, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    blocks = [text for kind, text, _ in examples(page) if kind == "python"]
-    assert blocks
-    for text in blocks:  # each block on its own, as a reader copies it
-        exec(compile(text, page, "exec"), {"__name__": page})
+    assert ran
+    if page == "README.md":
+        assert sorted(os.listdir("out")) == ["aligned.wav", "model.json", "report.json", "report.png"]

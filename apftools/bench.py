@@ -12,26 +12,26 @@ mono dry into an N-channel wet (each wet channel scored against the one dry).
 
 Methods (default :data:`DEFAULT_METHODS`):
 
-=================  ==========================================================
-``raw``            no alignment
-``delay-polarity`` GCC-PHAT integer lag and sign per channel: what delay and
-                   polarity aligners do
-``oracle``         that lag, then the per-bin phase of the dry-to-wet
-                   cross-spectrum applied on the STFT (non-causal, static):
-                   the upper bound of any static alignment at the metrics'
-                   resolution
-``lbfgs``          ``apftools.align`` with its defaults (offline: causal and
-                   anti-causal sections)
-``lbfgs-causal``   ``apftools.align(causal=True)``: the real-time mode
-``auto``           ``apftools.align(sections="auto")``
-``biasnet-paper``  BiasNet with the paper's sizes, learning rate 1e-5 and
-                   multi-resolution STFT-sum loss
-``biasnet-small``  BiasNet with layers (64, 64), learning rate 1e-3
-``biasnet+polish`` the paper's BiasNet, refined by L-BFGS
-``cmd``            an external aligner: ``--cmd 'my-aligner {dry} {wet} {out}'``
-                   must write ``{out}/aligned.wav`` (the dry's rate and
-                   length, the wet's channel count or one channel for all)
-=================  ==========================================================
+==================  ==========================================================
+``raw``             no alignment
+``delay-polarity``  GCC-PHAT integer lag and sign per channel: what delay and
+                    polarity aligners do
+``oracle``          that lag, then the per-bin phase of the dry-to-wet
+                    cross-spectrum applied on the STFT (non-causal, static):
+                    the upper bound of any static alignment at the metrics'
+                    resolution
+``lbfgs``           ``apftools.align`` with its defaults (offline: causal and
+                    anti-causal sections)
+``lbfgs-causal``    ``apftools.align(causal=True)``: the real-time mode
+``auto``            ``apftools.align(sections="auto")``
+``biasnet-paper``   BiasNet with the paper's sizes, learning rate 1e-5 and
+                    multi-resolution STFT-sum loss
+``biasnet-small``   BiasNet with layers (64, 64), learning rate 1e-3
+``biasnet+polish``  the paper's BiasNet, refined by L-BFGS
+``cmd``             an external aligner: ``--cmd 'my-aligner {dry} {wet} {out}'``
+                    must write ``{out}/aligned.wav`` (the dry's rate and
+                    length, the wet's channel count or one channel for all)
+==================  ==========================================================
 
 and from Python, any ``aligners={"mine": f}`` with ``f(dry, wet, fs) ->
 aligned``: dry ``(C_dry, N)``, wet ``(C, N)``, aligned ``(C, N)`` or ``(1, N)``

@@ -239,7 +239,7 @@ def allpass1_sos(fc, fs, a=0.0):
     fs : float
         Sample rate in Hz (``fs / M`` for a stretched section).
     a : array_like
-        Warp coefficient, |a| < 1.
+        Warp coefficient, :math:`|a| < 1`.
 
     Returns
     -------
@@ -280,7 +280,7 @@ def allpass2_sos(R, fc, fs, a=0.0):
     fs : float
         Sample rate in Hz (``fs / M`` for a stretched section).
     a : array_like
-        Warp coefficient, |a| < 1.
+        Warp coefficient, :math:`|a| < 1`.
 
     Returns
     -------

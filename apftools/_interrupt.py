@@ -8,7 +8,9 @@ and dropped ("Exception ignored in ..."): a SIGINT during start-up once
 landed in importlib's module-lock callback and the run went on to replace
 the earlier outputs, exit status 0.  So the handler also records the
 signal here, and every commit of outputs (:class:`apftools.io.OutputFolder`,
-:func:`apftools.io.atomic_write`) calls :func:`check` first.
+:func:`apftools.io.atomic_write`) calls :func:`check` first; such a dropped
+:class:`Interrupted` is not printed either (one landed in a matplotlib
+weakref callback and printed its traceback before the clean exit).
 
 A commit and its clean-up run :func:`deferred`: a signal inside only records
 itself and is raised when the block ends, so a swap of output folders is
@@ -22,6 +24,7 @@ take them only within :func:`raising`, around one pair's work.
 
 import contextlib
 import signal
+import sys
 
 #: The signals that stop a run, with the names the one-line message gives them.
 SIGNALS = {signal.SIGINT: "SIGINT (Ctrl-C)", signal.SIGTERM: "SIGTERM"}
@@ -65,8 +68,16 @@ def _on_signal(signum, frame):
         raise Interrupted(signum)
 
 
+def _unraisable(report):
+    """Python's report of an exception it drops, but silent for :class:`Interrupted`: the signal is recorded, and
+    the next commit raises it (:func:`check`); its traceback on stderr would read as a crash."""
+    if not isinstance(report.exc_value, Interrupted):
+        sys.__unraisablehook__(report)
+
+
 def install():
     """Turn the signals of :data:`SIGNALS` into :class:`Interrupted`; one ignored when this runs stays ignored."""
+    sys.unraisablehook = _unraisable
     for signum in SIGNALS:
         if signal.getsignal(signum) is not signal.SIG_IGN:  # nohup, `cmd &`
             signal.signal(signum, _on_signal)

@@ -154,9 +154,30 @@ def test_a_signal_whose_exception_python_dropped_still_stops_every_commit(tmp_pa
     # and the command ends as interrupted, whatever the CLI returned
     monkeypatch.setattr("apftools.cli.main", lambda prog_name: sys.exit(0))
     monkeypatch.setattr(signal, "signal", lambda signum, handler: None)  # leave pytest's handlers alone
+    monkeypatch.setattr(sys, "unraisablehook", sys.unraisablehook)  # and its hook, which main() replaces
     with pytest.raises(SystemExit) as stop:
         main()
     assert stop.value.code == 128 + signal.SIGINT
+
+
+def test_a_dropped_interrupt_prints_no_traceback_and_other_dropped_exceptions_still_do():
+    # a SIGTERM once landed in a matplotlib weakref callback: Python printed "Exception ignored in" and its
+    # traceback before the run stopped cleanly at its next commit
+    code = "\n".join([
+        "import weakref",
+        "from apftools import _interrupt",
+        "_interrupt.install()",
+        "class Referent: pass",
+        "def drop(error):",
+        "    referent = Referent()",
+        "    def callback(_): raise error",
+        "    ref = weakref.ref(referent, callback)",
+        "    del referent  # the callback runs here; Python drops what it raises",
+        "drop(_interrupt.Interrupted(15))",
+        "drop(ValueError('a real bug'))"])
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "Interrupted" not in result.stderr and result.stderr.count("Exception ignored") == 1
+    assert "ValueError: a real bug" in result.stderr
 
 
 @pytest.mark.parametrize("moment", ["after the swap", "while removing the old outputs"])

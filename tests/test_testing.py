@@ -14,13 +14,13 @@ import numpy as np
 import numpy.polynomial.polynomial as P
 import pytest
 import scipy.signal
-from hypothesis import given, settings
+from hypothesis import find, given, settings
 from hypothesis import strategies as st
 
-from apftools import ApftoolsValueError, Cascade
+from apftools import ApftoolsValueError, Cascade, structures
 from apftools.testing import (assert_allpass, assert_bibo, assert_gradients_match, assert_impulse_decays,
                               assert_lossless, assert_quantization_robust, assert_stable, pole_radii)
-from apftools.testing.strategies import signals, stable_polynomials, stable_sos
+from apftools.testing.strategies import sample_rates, signals, stable_polynomials, stable_sos
 
 BUTTERWORTH = scipy.signal.butter(6, 1000, fs=48000, output="sos")
 
@@ -83,6 +83,17 @@ def test_stable_sos_keeps_the_margin_after_rounding_and_mirrors_allpass_numerato
     assert sos.dtype == dtype
     assert_stable(sos, margin=1e-3)
     assert_allpass(sos.astype(float), atol=1e-6 if dtype == "float32" else 1e-9)
+
+
+@settings(max_examples=100)  # integers over one range: 100 cover its ends and middle
+@given(sample_rates())
+def test_sample_rates_give_every_section_the_parameter_tables_whole_fc_range(fs):
+    assert structures.fc_bounds(2, float(fs), 1, 0.0) == (structures.RANGES["fc"].low, structures.RANGES["fc"].high)
+
+
+def test_sample_rates_shrink_to_the_lowest_rate_with_the_whole_fc_range():
+    lowest = find(sample_rates(), lambda rate: True)
+    assert structures.fc_bounds(2, lowest - 1.0, 1, 0.0)[1] < structures.RANGES["fc"].high  # one lower caps fc
 
 
 def step_down(a):

@@ -27,13 +27,25 @@ from hypothesis import strategies as st
 
 from ..errors import ApftoolsValueError
 
-__all__ = ["pole_pairs", "stable_sos", "reflection_coefficients", "stable_polynomials", "cascades", "signals"]
+__all__ = ["pole_pairs", "stable_sos", "reflection_coefficients", "stable_polynomials", "sample_rates", "cascades",
+           "signals"]
 
 #: Pole pairs: a complex-conjugate pair, two real poles, a repeated real pole.
 POLE_KINDS = ("complex", "real", "repeated")
-#: Section kinds of :class:`apftools.Cascade` (its spec tokens), and sample rates, that :func:`cascades` draws.
+#: Section kinds of :class:`apftools.Cascade` (its spec tokens) that :func:`cascades` draws.
 CASCADE_KINDS = ("1", "2", "1w", "2w", "1sw", "2sw", "2sw3")
-RATES = (8000, 44100, 48000, 96000, 192000)
+#: :func:`sample_rates` spans its lowest rate to this many times it: stretch factors 1 to 8.
+RATE_SPAN = 8
+
+
+def sample_rates():
+    """Sample rates in Hz (integers): from the lowest at which the parameter table's whole ``fc`` range lies below
+    :data:`apftools.structures.FC_NYQUIST_FRACTION` of Nyquist (42 106 Hz) to :data:`RATE_SPAN` times it.
+    Shrinks toward the lowest.  Lower rates are valid too (their ``fc`` range is capped): pass your own."""
+    from ..structures import FC_NYQUIST_FRACTION, RANGES
+
+    lowest = math.ceil(2.0 * RANGES["fc"].high / FC_NYQUIST_FRACTION)
+    return st.integers(lowest, RATE_SPAN * lowest)
 
 
 def _room(margin, dtype):
@@ -134,8 +146,9 @@ def stable_polynomials(order=(1, 8), margin=1e-3):
 
 
 @st.composite
-def cascades(draw, kinds=CASCADE_KINDS, max_sections=4, rates=RATES, theta_range=6.0, saturate=True):
-    """``(Cascade, theta)``: an apftools cascade of ``kinds`` at one of ``rates``, theta within ``theta_range``.
+def cascades(draw, kinds=CASCADE_KINDS, max_sections=4, rates=None, theta_range=6.0, saturate=True):
+    """``(Cascade, theta)``: an apftools cascade of ``kinds`` at a rate drawn from ``rates`` (a strategy; default
+    :func:`sample_rates`), theta within ``theta_range``.
 
     Theta is mapped through the one parameter table (:data:`apftools.RANGES`),
     so every draw is a valid filter; ``saturate`` adds values that drive
@@ -147,7 +160,7 @@ def cascades(draw, kinds=CASCADE_KINDS, max_sections=4, rates=RATES, theta_range
     from ..cascade import Cascade
 
     names = draw(st.lists(st.sampled_from(kinds), min_size=1, max_size=max_sections))
-    cascade = Cascade(",".join(names), draw(st.sampled_from(rates)))
+    cascade = Cascade(",".join(names), draw(sample_rates() if rates is None else rates))
     elements = st.floats(-theta_range, theta_range)
     if saturate:
         elements = st.one_of(elements, st.sampled_from([-1e3, -40.0, 40.0, 1e3]))

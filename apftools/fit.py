@@ -240,18 +240,12 @@ class ResponseModel:
         # the C library's cos, not numpy's (whose last bits follow the CPU: :mod:`apftools._fitkernel`)
         self.gate = [np.array([math.cos(2 * math.pi * f * m / cascade.fs) for m in self.cascade._stretch])
                      for f in RING_GATE_HZ[::-1]]
-        kinds = self.cascade.kinds
-        # the kernels' arguments (apftools._fitkernel): omega, e, signs, n_poles, kinds, columns, fs, table ...
-        self._geometry = (
-            self.omega, _fitkernel.basis(self.omega, self.cascade._stretch), signs,
-            float(sum(sign * k.order * k.stretch for sign, k in zip(signs, kinds))),
-            np.array([[k.order, k.stretch, k.warped] for k in kinds], dtype=np.int64),
-            np.array([[o.get(name, -1) for name in ("R", "fc", "a")] for o in self.cascade.offsets], dtype=np.int64),
-            float(cascade.fs),
-            np.array([st.R_MAX, st.RANGES["a"].high, st.RANGES["fc"].low, st.RANGES["fc"].high, st.EDGE_MARGIN,
-                      st.FC_NYQUIST_FRACTION]))
-        # ... and the ring penalty's: rho, rho_low, c_on, c_off (empty without it)
-        self._ring = (np.empty(0),) * 4 if self.rho is None else (self.rho, self.rho_low, *self.gate)
+        self.kernels = _fitkernel.Geometry(
+            self.omega, signs, [[k.order, k.stretch, k.warped] for k in self.cascade.kinds],
+            [[o.get(name, -1) for name in ("R", "fc", "a")] for o in self.cascade.offsets], cascade.fs,
+            [st.R_MAX, st.RANGES["a"].high, st.RANGES["fc"].low, st.RANGES["fc"].high, st.EDGE_MARGIN,
+             st.FC_NYQUIST_FRACTION],
+            None if self.rho is None else (self.rho, self.rho_low, *self.gate))
 
     def __call__(self, theta, phase=True, delay=True):
         """``(phase, group_delay, d phase / d theta, d group_delay / d theta, penalty, d penalty / d theta)``.
@@ -269,14 +263,12 @@ class ResponseModel:
         return (*response, *ring_penalty(sos, d_sos, self.rho, *self.gate, self.rho_low))
 
     def losses(self, params, mode, targets, target_of_row, weights, ring_weight, scale=0.0):
-        """Compiled loss and gradient of rows ``(theta, tau)`` (:func:`apftools._fitkernel.objective`)."""
-        return _fitkernel.objective(np.ascontiguousarray(params, dtype=float), mode, targets,
-                                    np.asarray(target_of_row, dtype=np.int64), weights, *self._geometry, *self._ring,
-                                    float(ring_weight), float(scale))
+        """Compiled loss and gradient of rows ``(theta, tau)`` (:meth:`apftools._fitkernel.Geometry.objective`)."""
+        return self.kernels.objective(params, mode, targets, target_of_row, weights, ring_weight, scale)
 
     def response(self, thetas):
-        """Compiled ``(phasors, group_delay)`` of rows of theta (:func:`apftools._fitkernel.response`)."""
-        return _fitkernel.response(np.ascontiguousarray(thetas, dtype=float), *self._geometry)
+        """Compiled ``(phasors, group_delay)`` of rows of theta (:meth:`apftools._fitkernel.Geometry.response`)."""
+        return self.kernels.response(thetas)
 
 
 class _Objective:
@@ -299,7 +291,7 @@ class _Objective:
 
     def minimize(self, x0, max_iter, lower=None):
         """:func:`apftools.lbfgs.minimize` of this loss from every row of ``x0``, compiled
-        (:func:`apftools._fitkernel.minimize`).
+        (:meth:`apftools._fitkernel.Geometry.minimize`).
 
         Rows are independent problems and the kernel releases the GIL, so halves of the batch run side by
         side on two cores (:func:`apftools._threads.together`); each row's path, so the result, is the same
@@ -311,10 +303,9 @@ class _Objective:
         targets = self._targets_of(len(x0), None)
 
         def run(rows):
-            return _fitkernel.minimize(
-                x0[rows], int(max_iter), -math.inf if lower is None else float(lower), self.mode, self.targets,
-                targets[rows], self.weights, *self.model._geometry, *self.model._ring, float(self.ring_weight),
-                float(self.scale), *lbfgs.SETTINGS.values())
+            return self.model.kernels.minimize(
+                x0[rows], max_iter, -math.inf if lower is None else lower, self.mode, self.targets, targets[rows],
+                self.weights, self.ring_weight, self.scale, *lbfgs.SETTINGS.values())
 
         parts = together(*(lambda rows=rows: run(rows) for rows in np.array_split(np.arange(len(x0)), 2) if len(rows)))
         x, fun, nit, evaluations = (np.concatenate(column) for column in zip(*parts))
@@ -329,7 +320,7 @@ def _shape_objective(model, tf, scale=2.0):
 
     a soft-L1 loss with scale :math:`c` samples, robust to the spikes that
     phase noise leaves in a measured group delay.  Compiled
-    (:func:`apftools._fitkernel.objective`).
+    (:meth:`apftools._fitkernel.Geometry.objective`).
     """
     return _Objective(model, 1, tf.group_delay[None].astype(complex), np.zeros(1, bool), settle(tf.weights),
                       RING_WEIGHTS["shape"], scale)
@@ -340,7 +331,7 @@ def _phase_objective(model, tf, polarity):
 
     ``polarity``: +1 or -1, or one of them per row of the batch, whose
     ``rows`` the objective's second argument picks (:func:`apftools.lbfgs.minimize`).
-    Compiled (:func:`apftools._fitkernel.objective`).
+    Compiled (:meth:`apftools._fitkernel.Geometry.objective`).
     """
     measured = _fitkernel.phasors(tf.h)
     return _Objective(model, 0, np.array([measured, -measured]), np.reshape(polarity, -1) < 0, settle(tf.weights),
@@ -497,7 +488,7 @@ def fit_frequency(cascade, tf, *, anticausal=None, min_delay_samples=None, polar
     ``n_starts`` starts, each scouted for ``scout_iter`` iterations.  Then the
     ``n_polish`` best shapes run to convergence and the distinct ones are
     polished on :math:`L_\varphi` for both polarities, each step in compiled
-    code (:func:`apftools._fitkernel.minimize`).  The opposite polarity wins if its
+    code (:meth:`apftools._fitkernel.Geometry.minimize`).  The opposite polarity wins if its
     loss is below ``polarity_margin`` times the given one's while the given
     one's is above ``polarity_floor`` (it fits badly: a causal cascade that
     cannot follow an EQ's lead fitted 0.19 against 0.017 inverted), or below

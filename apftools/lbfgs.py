@@ -1,7 +1,7 @@
 r"""L-BFGS over a batch of independent problems, evaluated together: the numpy reference of the fit's minimiser.
 
 Stage 1 of the fit (:func:`apftools.fit.fit_frequency`) minimises the same
-loss from many starts, in compiled code (:func:`apftools._fitkernel.minimize`,
+loss from many starts, in compiled code (:meth:`apftools._fitkernel.Geometry.minimize`,
 the same algorithm row after row).  This is that algorithm for any objective
 over a batch: :func:`minimize` runs every start's L-BFGS side by side and
 evaluates the objective once per round for all starts still running, at
@@ -40,7 +40,7 @@ class BatchResult:
     evaluations: int
 
 
-#: The settings both minimisers use (this one and :func:`apftools._fitkernel.minimize`), in the order the
+#: The settings both minimisers use (this one and :meth:`apftools._fitkernel.Geometry.minimize`), in the order the
 #: compiled one takes them: correction pairs kept, relative-decrease and gradient stopping tests (scipy's
 #: L-BFGS-B defaults), Armijo constant, most backtracks of one line search.
 SETTINGS = {"history": 10, "ftol": 2.220446049250313e-09, "gtol": 1e-5, "armijo": 1e-4, "max_backtracks": 20}

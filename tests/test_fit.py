@@ -131,7 +131,7 @@ def test_objectives_are_zero_at_the_truth_and_their_gradients_are_exact():
 
 @pytest.mark.parametrize("lower", [None, 0.0])
 def test_the_compiled_minimiser_follows_the_numpy_reference(lower):
-    """_fitkernel.minimize is lbfgs.minimize in compiled code: the same iterations from the same starts, up to
+    """Geometry.minimize is lbfgs.minimize in compiled code: the same iterations from the same starts, up to
     the order of the sums in its dot products."""
     from apftools import lbfgs
 

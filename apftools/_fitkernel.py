@@ -45,7 +45,13 @@ import ctypes
 
 import numpy as np
 
-from . import _fitkernel_c
+try:
+    from . import _fitkernel_c
+except ImportError as error:
+    raise ImportError(
+        f"apftools' compiled kernels (_fitkernel.c) are not built beside {__file__}: install apftools with pip, "
+        "which builds them (in a checkout, 'pip install -e .' builds them in place; Python run from a checkout's "
+        "folder imports the checkout, not the installed package)") from error
 
 _P = ctypes.c_void_p  # an array's address; the wrappers below check dtypes, shapes and contiguity
 _I, _D = ctypes.c_int64, ctypes.c_double

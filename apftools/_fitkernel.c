@@ -54,29 +54,25 @@ typedef struct {
     int64_t mode;
 } Loss;
 
-/* Scratch of one evaluation. */
+/* Scratch of one evaluation, one block: a (S, 2), da (S, 2, 3), acc (S, 2), per section and frequency 1 / A_s
+ * and q_s (4, S, F), per frequency (6, F). */
 typedef struct {
     double *a, *da, *acc, *section, *per_freq;
 } Work;
 
 static int work_alloc(Work *w, int64_t n_sections, int64_t n_freqs)
 {
-    w->a = malloc(sizeof(double) * 2 * n_sections);
-    w->da = malloc(sizeof(double) * 6 * n_sections);
-    w->acc = malloc(sizeof(double) * 2 * n_sections);
-    w->section = malloc(sizeof(double) * 4 * n_sections * n_freqs + 1);
-    w->per_freq = malloc(sizeof(double) * 6 * n_freqs + 1);
-    return w->a && w->da && w->acc && w->section && w->per_freq ? 0 : -1;
+    w->a = malloc(sizeof(double) * (10 * n_sections + 4 * n_sections * n_freqs + 6 * n_freqs + 1));
+    if (!w->a)
+        return -1;
+    w->da = w->a + 2 * n_sections;
+    w->acc = w->da + 6 * n_sections;
+    w->section = w->acc + 2 * n_sections;
+    w->per_freq = w->section + 4 * n_sections * n_freqs;
+    return 0;
 }
 
-static void work_free(Work *w)
-{
-    free(w->a);
-    free(w->da);
-    free(w->acc);
-    free(w->section);
-    free(w->per_freq);
-}
+static void work_free(Work *w) { free(w->a); }
 
 /* Complex arithmetic as CPython's cmath and numba do it (cmathmodule.c; numba/cpython/cmathimpl.py), for the
  * finite, moderate arguments met here: the derivatives' last bits, which L-BFGS amplifies into another optimum,
@@ -471,10 +467,8 @@ LANES int apf_objective(const Geometry *g, const Loss *l, const double *params, 
                   double *grads)
 {
     Work w;
-    if (work_alloc(&w, g->n_sections, g->n_freqs)) {
-        work_free(&w);
+    if (work_alloc(&w, g->n_sections, g->n_freqs))
         return -1;
-    }
     for (int64_t b = 0; b < n_rows; b++)
         values[b] = loss(g, l, params + b * n, n, l->targets + l->target_of_row[b] * g->n_freqs, grads + b * n, &w);
     work_free(&w);
@@ -487,10 +481,8 @@ LANES int apf_response(const Geometry *g, const double *thetas, int64_t n_rows, 
     int64_t n_sections = g->n_sections, n_freqs = g->n_freqs;
     const double *e = g->e;
     Work w;
-    if (work_alloc(&w, n_sections, n_freqs)) {
-        work_free(&w);
+    if (work_alloc(&w, n_sections, n_freqs))
         return -1;
-    }
     for (int64_t b = 0; b < n_rows; b++) {
         coefficients(g, thetas + b * n, w.a, w.da);
         for (int64_t f = 0; f < n_freqs; f++) {
@@ -560,17 +552,14 @@ LANES int apf_minimize(const Geometry *g, const Loss *l, double *xs, int64_t n_r
                  double *values, int64_t *iterations, int64_t *evaluations)
 {
     Work w;
-    double *memory = malloc(sizeof(double) * ((2 * n + 2) * history + 5 * n));
-    unsigned char *free_ = malloc(n);
-    if (work_alloc(&w, g->n_sections, g->n_freqs) || !memory || !free_) {
-        work_free(&w);
+    double *memory = malloc(sizeof(double) * ((2 * n + 2) * history + 6 * n));
+    if (!memory || work_alloc(&w, g->n_sections, g->n_freqs)) {
         free(memory);
-        free(free_);
         return -1;
     }
     double *s_hist = memory, *y_hist = s_hist + history * n, *rho_hist = y_hist + history * n;
     double *alphas = rho_hist + history, *gr = alphas + history, *gt = gr + n, *trial = gt + n, *d = trial + n;
-    double *q = d + n;
+    double *q = d + n, *free_ = q + n; /* free_: 1 where a variable is not held at its bound */
     for (int64_t b = 0; b < n_rows; b++) {
         double *x = xs + b * n;
         const double complex *target = l->targets + l->target_of_row[b] * g->n_freqs;
@@ -663,7 +652,6 @@ LANES int apf_minimize(const Geometry *g, const Loss *l, double *xs, int64_t n_r
     }
     work_free(&w);
     free(memory);
-    free(free_);
     return 0;
 }
 

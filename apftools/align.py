@@ -581,8 +581,10 @@ def align(dry, wet, fs, *, sections=None, causal=False, method="lbfgs", loss="ms
     rng = np.random.default_rng(seed)
     n_channels = dry2.shape[0]
     with blas_single_thread():
-        # each channel's bulk delay, once: the unaligned pair's residual delay, the linking, a lone channel's fit
-        estimates = [estimate_delay(d, w, fs, max_delay_s) if d.any() and w.any() else None for d, w in zip(dry2, wet2)]
+        # each channel's bulk delay, once (the unaligned pair's residual delay, the linking, a lone channel's fit),
+        # the channels side by side
+        estimates = together(*(lambda d=d, w=w: estimate_delay(d, w, fs, max_delay_s) if d.any() and w.any() else None
+                               for d, w in zip(dry2, wet2)))
         before = metrics.mix_report(dry2, wet2, fs, residual_delay_samples=metrics.largest_delay(
             [e.delay_samples for e in estimates if e is not None]))
         groups, linking = _link(dry2, wet2, fs, link, estimates)

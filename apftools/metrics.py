@@ -489,7 +489,8 @@ def residual_delay_samples(dry, wet, fs):
 def _residual_delay(dry, wet, fs):
     from .delay import estimate_delay
 
-    return largest_delay([estimate_delay(d, w, fs).delay_samples for d, w in zip(dry, wet) if d.any() and w.any()])
+    return largest_delay(together(*(lambda d=d, w=w: estimate_delay(d, w, fs).delay_samples
+                                    for d, w in zip(dry, wet) if d.any() and w.any())))  # channels side by side
 
 
 def largest_delay(delays):

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._threads import together
 from ._validate import channel_layout
 from .delay import estimate_delay
 
@@ -142,10 +141,12 @@ def delay_drift(analysis, fs, max_delay_s):
     if analysis.spans is None:
         return [], None
     dry, wet, _ = channel_layout(analysis.dry, analysis.wet)
-    ends = np.cumsum([stop - start for start, stop in analysis.spans])
-    estimates = together(*(lambda part=slice(end - (stop - start), end): estimate_delay(
-        dry[0, part], wet[0, part], fs, max_delay_s) for end, (start, stop) in zip(ends, analysis.spans)))
-    delays = [None if e.ambiguous else float(e.delay_samples) for e in estimates]  # the excerpts side by side
+    delays, offset = [], 0
+    for start, stop in analysis.spans:
+        part = slice(offset, offset + stop - start)
+        offset += stop - start
+        estimate = estimate_delay(dry[0, part], wet[0, part], fs, max_delay_s)
+        delays.append(None if estimate.ambiguous else float(estimate.delay_samples))
     known = [d for d in delays if d is not None]
     if len(known) > 1 and np.ptp(known) > DRIFT_SAMPLES:
         return delays, (f"the bulk delay drifts across the file: {min(known):.1f} to {max(known):.1f} samples over "

@@ -146,6 +146,7 @@ class Geometry:
         self.columns = _array(columns, np.int64, (n_sections, 3))
         self.table = _array(table, float, (6,))
         self.ring = None if ring is None else [_array(x, float, (n_sections,)) for x in ring]
+        self.n_params = int(self.columns.max(initial=-1)) + 1  # theta's length at least (the kernels index it)
         self.n_poles = float(np.sum(self.signs * self.kinds[:, 0] * self.kinds[:, 1]))
         self.e = np.empty((2, 2, n_sections, n_freqs))
         stretch = self.kinds[:, 1].astype(float)
@@ -155,14 +156,24 @@ class Geometry:
                                       self.kinds.ctypes.data, self.columns.ctypes.data, self.table.ctypes.data,
                                       *rings, self.n_poles, float(fs), n_sections, n_freqs)
 
-    def _loss(self, mode, targets, target_of_row, weights, ring_weight, scale):
-        """The C description of one loss, and the arrays it points into (kept alive by the caller)."""
+    def _rows(self, rows, extra):
+        """``rows`` as a C-contiguous float array of shape (B, at least n_params + extra), checked: the kernels
+        index it without bounds."""
+        rows = _array(rows, float)
+        if rows.ndim != 2 or rows.shape[1] < self.n_params + extra:
+            raise ValueError(f"expected rows of at least {self.n_params + extra} values, got shape {rows.shape}")
+        return rows
+
+    def _loss(self, n_rows, mode, targets, target_of_row, weights, ring_weight, scale):
+        """The C description of one loss of ``n_rows`` rows, and the arrays it points into (kept alive by the
+        caller)."""
         targets = _array(targets, np.complex128)
         if targets.ndim != 2 or targets.shape[1] != len(self.omega):
             raise ValueError(f"expected targets of shape (T, {len(self.omega)}), got {targets.shape}")
         target_of_row = _array(target_of_row, np.int64)
-        if np.any((target_of_row < 0) | (target_of_row >= len(targets))):
-            raise ValueError(f"target_of_row must index the {len(targets)} targets")
+        if target_of_row.shape != (n_rows,) or np.any((target_of_row < 0) | (target_of_row >= len(targets))):
+            raise ValueError(f"target_of_row must hold an index into the {len(targets)} targets for each of the "
+                             f"{n_rows} rows, got {target_of_row!r}")
         weights = _array(weights, float, self.omega.shape)
         struct = _LossStruct(targets.ctypes.data, target_of_row.ctypes.data, weights.ctypes.data, float(ring_weight),
                              float(scale), int(mode))
@@ -179,10 +190,8 @@ class Geometry:
         ring penalty, if the geometry has one.
         Returns ``(values (B,), gradients (B, P + 1))``.
         """
-        params = _array(params, float)
-        loss, keep = self._loss(mode, targets, target_of_row, weights, ring_weight, scale)
-        if len(keep[1]) != len(params):
-            raise ValueError(f"expected a target for each of the {len(params)} rows, got {len(keep[1])}")
+        params = self._rows(params, 1)
+        loss, keep = self._loss(len(params), mode, targets, target_of_row, weights, ring_weight, scale)
         values, grads = np.empty(len(params)), np.empty_like(params)
         _check(_LIB.apf_objective(ctypes.byref(self.struct), ctypes.byref(loss), params.ctypes.data, len(params),
                                   params.shape[1], values.ctypes.data, grads.ctypes.data))
@@ -191,7 +200,7 @@ class Geometry:
     def response(self, thetas):
         r"""``(phasors, group_delay)`` of every row of ``thetas`` (B, P): :math:`e^{j\varphi_f}` and
         :math:`\tau_f` in samples, shapes (B, F)."""
-        thetas = _array(thetas, float)
+        thetas = self._rows(thetas, 0)
         out = np.empty((len(thetas), len(self.omega)), np.complex128)
         delay = np.empty((len(thetas), len(self.omega)))
         _check(_LIB.apf_response(ctypes.byref(self.struct), thetas.ctypes.data, len(thetas), thetas.shape[1],
@@ -210,10 +219,8 @@ class Geometry:
         ``lower``: the last variable's lower bound, ``-inf`` for none.
         Returns ``(x (B, P + 1), values (B,), iterations (B,), evaluations (B,))``.
         """
-        x = np.array(x0, dtype=float, order="C")
-        loss, keep = self._loss(mode, targets, target_of_row, weights, ring_weight, scale)
-        if len(keep[1]) != len(x):
-            raise ValueError(f"expected a target for each of the {len(x)} rows, got {len(keep[1])}")
+        x = self._rows(x0, 1).copy()
+        loss, keep = self._loss(len(x), mode, targets, target_of_row, weights, ring_weight, scale)
         values = np.empty(len(x))
         iterations, evaluations = np.empty(len(x), np.int64), np.empty(len(x), np.int64)
         _check(_LIB.apf_minimize(ctypes.byref(self.struct), ctypes.byref(loss), x.ctypes.data, len(x), x.shape[1],

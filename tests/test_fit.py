@@ -129,6 +129,22 @@ def test_objectives_are_zero_at_the_truth_and_their_gradients_are_exact():
             np.testing.assert_allclose(grad[k], single[1][0], rtol=1e-12, atol=1e-15)
 
 
+def test_the_kernels_refuse_rows_they_would_read_past():
+    """The C kernels index theta without bounds: rows shorter than the parameters (and, for the losses, tau) or
+    a target index out of range are refused before any memory is read."""
+    cascade, theta = true_cascade()
+    tf = exact_response(cascade, theta)
+    kernels = ResponseModel(cascade, tf.freqs_hz).kernels
+    targets, weights = np.ones((1, len(tf.freqs_hz)), complex), np.ones(len(tf.freqs_hz))
+    with pytest.raises(ValueError, match=f"at least {cascade.n_params + 1} values"):
+        kernels.objective(theta[None], 0, targets, [0], weights, 0.0, 0.0)  # tau missing
+    with pytest.raises(ValueError, match=f"at least {cascade.n_params} values"):
+        kernels.response(theta[None, :-1])
+    with pytest.raises(ValueError, match="an index into the 1 targets"):
+        kernels.minimize(np.append(theta, 0.0)[None], 3, -np.inf, 0, targets, [1], weights, 0.0, 0.0, 10, 1e-9, 1e-5,
+                         1e-4, 20)
+
+
 @pytest.mark.parametrize("lower", [None, 0.0])
 def test_the_compiled_minimiser_follows_the_numpy_reference(lower):
     """Geometry.minimize is lbfgs.minimize in compiled code: the same iterations from the same starts, up to

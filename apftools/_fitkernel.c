@@ -18,8 +18,9 @@
 /* The kernels that evaluate losses compiled for SSE2, AVX2 and AVX-512, and the widest the CPU runs picked when
  * the library loads (GCC's function multiversioning; the loops they inline run in lanes that wide).  Elementwise
  * IEEE arithmetic gives the same bits on any vector width, and with -ffp-contract=off no version fuses a
- * multiply and an add (tests/test_reproducible.py builds it with APFTOOLS_SSE2_ONLY to check). */
-#if defined(__x86_64__) && defined(__has_attribute) && !defined(APFTOOLS_SSE2_ONLY)
+ * multiply and an add (tests/test_reproducible.py builds it with APFTOOLS_SSE2_ONLY to check).  The versions are
+ * picked through an ifunc, which glibc has (macOS and musl do not: one version there). */
+#if defined(__x86_64__) && defined(__GLIBC__) && defined(__has_attribute) && !defined(APFTOOLS_SSE2_ONLY)
 #if __has_attribute(target_clones)
 #define LANES __attribute__((target_clones("default", "avx2", "avx512f")))
 #endif

@@ -121,16 +121,16 @@ def main(argv=None):
             print(f"{label:34s} {rows[label][0]:7.2f} s  {rows[label][1]:7.0f} MB  (paired with {name}: "
                   f"{ratios[label]:.2f})", flush=True)
 
-        fixture = align_command(os.path.join(FIXTURE, "dry.flac"), os.path.join(FIXTURE, "wet.flac"))
+        fixture_pair = (os.path.join(FIXTURE, "dry.flac"), os.path.join(FIXTURE, "wet.flac"))
+        fixture = align_command(*fixture_pair)
         at_least = max(args.repeats, 9)
         quick = max(args.repeats, 15)  # a tenth of a second: more runs to see past the noise
         run("python -c 'import click'", [sys.executable, "-c", "import click"], quick)
         run("import numpy, scipy, soundfile", IMPORTS)
         run("apftools --version", APFTOOLS + ["--version"], quick)
         paired("align 8 s fixture", fixture, IMPORTS, "the imports", at_least)
-        paired("align 8 s fixture, fit stubbed", align_command(os.path.join(FIXTURE, "dry.flac"),
-                                                               os.path.join(FIXTURE, "wet.flac"), FIT_STUB),
-               IMPORTS, "the imports", at_least)
+        paired("align 8 s fixture, fit stubbed", align_command(*fixture_pair, FIT_STUB), IMPORTS, "the imports",
+               at_least)
         paired("align 8 s real (cabinet)", align_command(*tiled_pair(folder, REAL, 8, 1, "real8")), IMPORTS,
                "the imports", at_least)
         lengths = [("10 min", 600)] + [("1 hour", 3600)] * args.hour
